@@ -1,10 +1,14 @@
 package config
 
 import (
+	"fmt"
 	"log/slog"
+	"path"
+	"strings"
 	"time"
 
 	"github.com/robfig/cron/v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Config is the whole registrywatch configuration (DESIGN.md section 8).
@@ -41,6 +45,16 @@ type HTTP struct {
 type Log struct {
 	Format string `yaml:"format"` // text | json
 	Level  string `yaml:"level"`  // debug | info | warn | error
+}
+
+// SlogLevel returns Level as a slog.Level (info when Level does not parse;
+// Parse rejects such a config).
+func (l Log) SlogLevel() slog.Level {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(l.Level)); err != nil {
+		return slog.LevelInfo
+	}
+	return lv
 }
 
 // Policy holds the global policy settings (DESIGN.md section 4).
@@ -92,6 +106,7 @@ type Source struct {
 	Password     Secret            `yaml:"password"`
 	PasswordFile string            `yaml:"password_file"`
 	Headers      map[string]Secret `yaml:"headers"`
+	HeaderFiles  map[string]string `yaml:"header_files"` // header name -> file holding its value
 	CAFile       string            `yaml:"ca_file"`
 
 	ScheduleSpec string   `yaml:"schedule"`
@@ -120,6 +135,54 @@ type Source struct {
 	Registries       []string `yaml:"registries"`
 	LegacyEntities   []string `yaml:"legacy_entities"`
 	ProtectedAliases []string `yaml:"protected_aliases"`
+}
+
+// Matches reports whether the model named name is in the source's scope: it
+// matches one of Models (path.Match globs) when Models is set and, for a
+// sagemaker source, one of ModelPackageGroups when that is set. Parse has
+// checked every pattern, so a malformed one simply matches nothing.
+func (s Source) Matches(name string) bool {
+	if !matchAny(s.Models, name) {
+		return false
+	}
+	return s.Type != typeSageMaker || matchAny(s.ModelPackageGroups, name)
+}
+
+// RollbackObjectiveFor returns the rollback time objective for model name: the
+// value of the longest pattern of RollbackObjectives that matches it (equal
+// lengths: the smaller pattern in byte order), else RollbackObjective when set,
+// else def (policy.rollback_objective).
+func (s Source) RollbackObjectiveFor(name string, def Duration) Duration {
+	best, found := "", false
+	for pat := range s.RollbackObjectives {
+		if ok, _ := path.Match(pat, name); !ok {
+			continue
+		}
+		if !found || len(pat) > len(best) || len(pat) == len(best) && pat < best {
+			best, found = pat, true
+		}
+	}
+	switch {
+	case found:
+		return s.RollbackObjectives[best]
+	case s.RollbackObjective != 0:
+		return s.RollbackObjective
+	default:
+		return def
+	}
+}
+
+// matchAny reports whether name matches one of globs; no globs match everything.
+func matchAny(globs []string, name string) bool {
+	if len(globs) == 0 {
+		return true
+	}
+	for _, g := range globs {
+		if ok, _ := path.Match(g, name); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // Production maps registry states to "in production" (a version is in production
@@ -156,10 +219,41 @@ type Schedule struct {
 }
 
 // Duration is a time.Duration written in YAML as "30s", "15m", "720h".
+// The zero Duration means "not set" and is written "".
 type Duration time.Duration
 
 // D returns the duration as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// String returns the shortest form time.ParseDuration reads back: "30m", "720h",
+// "1h30m", "1m30s", "500ms"; "" for the zero Duration.
+func (d Duration) String() string {
+	if d == 0 {
+		return ""
+	}
+	s := time.Duration(d).String()
+	if t, ok := strings.CutSuffix(s, "m0s"); ok {
+		s = t + "m"
+	}
+	if t, ok := strings.CutSuffix(s, "h0m"); ok {
+		s = t + "h"
+	}
+	return s
+}
+
+// UnmarshalYAML reads a duration written as time.ParseDuration accepts it;
+// "" is the zero Duration (not set).
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := parseDuration(n)
+	if err != nil {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %v", n.Line, err)}}
+	}
+	*d = v
+	return nil
+}
+
+// MarshalYAML writes the duration in its String form.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
 
 // Secret is a configuration value that never prints: String, GoString, LogValue,
 // MarshalYAML and MarshalJSON all give "<secret>" (or "" when unset).

@@ -45,14 +45,14 @@ type pollMeta struct {
 // not safe for concurrent PollOnce calls (the daemon never overlaps polls
 // of one source).
 type Poller struct {
-	src    sources.Source
-	led    *ledger.Ledger
-	clk    clock.Clock
-	cfg    *policy.Config
-	scope  []string
-	log    *slog.Logger
-	state  *policy.State
-	ready  bool
+	src   sources.Source
+	led   *ledger.Ledger
+	clk   clock.Clock
+	cfg   *policy.Config
+	scope []string
+	log   *slog.Logger
+	state *policy.State
+	ready bool
 	// OnCommit, when set, is called after each committed batch with the
 	// number of alerts it queued.
 	OnCommit func(alerts int)

@@ -366,4 +366,3 @@ func payloadKVs(p map[string]any, k string) [][2]string {
 }
 
 func versionOrder(id string) int64 { return order(id) }
-
