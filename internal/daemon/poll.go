@@ -9,11 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path"
 	"slices"
 	"time"
 
 	"github.com/registrywatch/registrywatch/internal/clock"
+	"github.com/registrywatch/registrywatch/internal/config"
 	"github.com/registrywatch/registrywatch/internal/ledger"
 	"github.com/registrywatch/registrywatch/internal/policy"
 	"github.com/registrywatch/registrywatch/internal/sources"
@@ -436,14 +436,4 @@ func policyRecord(r ledger.Record) policy.Record {
 	}
 }
 
-func inScope(globs []string, name string) bool {
-	if len(globs) == 0 {
-		return true
-	}
-	for _, g := range globs {
-		if ok, _ := path.Match(g, name); ok {
-			return true
-		}
-	}
-	return false
-}
+func inScope(globs []string, name string) bool { return config.Source{Models: globs}.Matches(name) }

@@ -218,15 +218,18 @@ func (e *evaluator) versionChange(modelID, v string, ok func(*watch.Change) bool
 
 // Severity is the worse of the verdict's and the rollback result's severity
 // (DESIGN.md section 4): danger for missing, self_approved, rejected,
-// overrun, rollback.overdue and coverage.late; info for approved same_poll,
-// late (a follow-up), met and restored; none for approved.
+// overrun, rollback.overdue and coverage.late; warning for late (a follow-up
+// in the original thread); info for approved same_poll, met and restored;
+// none for approved. The result is stored in the finding's payload, where the
+// alert dispatcher reads it.
 func Severity(kind, verdict, order, result string) string {
 	if kind == KindRollbackOverdue || kind == KindCoverageLate {
 		return SeverityDanger
 	}
 	sev := SeverityNone
+	rank := map[string]int{SeverityNone: 0, SeverityInfo: 1, SeverityWarning: 2, SeverityDanger: 3}
 	raise := func(s string) {
-		if s == SeverityDanger || sev == SeverityNone {
+		if rank[s] > rank[sev] {
 			sev = s
 		}
 	}
@@ -234,7 +237,7 @@ func Severity(kind, verdict, order, result string) string {
 	case VerdictMissing, VerdictSelfApproved, VerdictRejected:
 		raise(SeverityDanger)
 	case VerdictLate:
-		raise(SeverityInfo)
+		raise(SeverityWarning) // a follow-up in the original alert's thread
 	case VerdictApproved:
 		if order == "same_poll" {
 			raise(SeverityInfo)

@@ -12,7 +12,7 @@ func mlflowConfig() *Config {
 		SourceType: sources.TypeMLflow, Stages: []string{"Production"}, Aliases: []string{"champion"},
 		ApprovalTag: "approved_by", ApprovalTimeTag: "approved_at", MaxAge: 720 * time.Hour,
 		EmergencyTag: "emergency_change", RetireTag: "retired", RollbackRequestTag: "rollback_requested",
-		Objective: 30 * time.Minute,
+		Objective: Fixed(30 * time.Minute),
 	}
 }
 
@@ -113,7 +113,7 @@ func TestSelfApproval(t *testing.T) {
 func TestApproverEqualsPromoter(t *testing.T) {
 	// W&B-style: production alias set by an actor known from history, and
 	// the approval alias set by the same actor.
-	cfg := &Config{Aliases: []string{"production"}, ApprovalAlias: "approved", Objective: 30 * time.Minute}
+	cfg := &Config{Aliases: []string{"production"}, ApprovalAlias: "approved", Objective: Fixed(30 * time.Minute)}
 	h := newHarness(t, cfg)
 	r := newRegistry().on(h)
 	r.version("c", "v1")
@@ -149,7 +149,7 @@ func TestAllowListAndTooOld(t *testing.T) {
 }
 
 func TestPromotionAfterRejectedApproval(t *testing.T) {
-	cfg := &Config{SourceType: sources.TypeSageMaker, LifecycleStages: []string{"Production"}, StatusApproval: true, Objective: 30 * time.Minute}
+	cfg := &Config{SourceType: sources.TypeSageMaker, LifecycleStages: []string{"Production"}, StatusApproval: true, Objective: Fixed(30 * time.Minute)}
 	h := newHarness(t, cfg)
 	r := newRegistry().on(h)
 	r.version("g", "1").ApprovalStatus = "PendingManualApproval"
@@ -161,7 +161,7 @@ func TestPromotionAfterRejectedApproval(t *testing.T) {
 }
 
 func TestSageMakerApprovalIsPromotion(t *testing.T) {
-	cfg := &Config{SourceType: sources.TypeSageMaker, ApprovalStatus: "Approved", StatusApproval: true, Objective: 30 * time.Minute}
+	cfg := &Config{SourceType: sources.TypeSageMaker, ApprovalStatus: "Approved", StatusApproval: true, Objective: Fixed(30 * time.Minute)}
 	h := newHarness(t, cfg)
 	r := newRegistry().on(h)
 	v := r.version("g", "1")
@@ -289,15 +289,9 @@ func TestEmergencyChangeType(t *testing.T) {
 	expect(t, one(t, h.poll(time.Minute, r.snapshot())), "change_type", "emergency")
 }
 
-func TestObjectives(t *testing.T) {
-	c := &Config{Objective: 30 * time.Minute}
-	if c.ObjectiveFor("x") != 30*time.Minute {
-		t.Fatal("global")
-	}
-	c.SourceObjective = 20 * time.Minute
-	c.Objectives = []GlobObjective{{Glob: "fraud-*", Objective: 15 * time.Minute}}
-	if c.ObjectiveFor("x") != 20*time.Minute || c.ObjectiveFor("fraud-a") != 15*time.Minute {
-		t.Fatal("overrides")
+func TestObjectiveDefault(t *testing.T) {
+	if (&Config{}).ObjectiveFor("x") != DefaultObjective {
+		t.Fatal("default objective")
 	}
 }
 

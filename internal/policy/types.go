@@ -5,7 +5,6 @@
 package policy
 
 import (
-	"path"
 	"strings"
 	"time"
 )
@@ -41,9 +40,10 @@ const (
 
 // Severities, from the verdict and the rollback result (DESIGN.md section 4).
 const (
-	SeverityNone   = ""
-	SeverityInfo   = "info"
-	SeverityDanger = "danger"
+	SeverityNone    = ""
+	SeverityInfo    = "info"
+	SeverityWarning = "warning"
+	SeverityDanger  = "danger"
 )
 
 // Actor is the actor of every entry the policy appends.
@@ -80,30 +80,26 @@ type Config struct {
 	RetireTag          string
 	RollbackRequestTag string
 
-	// Objective is the global rollback objective, overridden by
-	// SourceObjective and then by the first matching glob of Objectives.
-	Objective       time.Duration
-	SourceObjective time.Duration
-	Objectives      []GlobObjective
+	// Objective returns the rollback objective of a model (the global
+	// objective, overridden per source and per model glob); nil means
+	// DefaultObjective for every model.
+	Objective func(model string) time.Duration
 }
 
-// GlobObjective is a rollback objective for the models matching Glob.
-type GlobObjective struct {
-	Glob      string
-	Objective time.Duration
-}
+// DefaultObjective is the rollback objective when none is configured.
+const DefaultObjective = 30 * time.Minute
 
 // ObjectiveFor returns the rollback objective of a model.
 func (c *Config) ObjectiveFor(model string) time.Duration {
-	for _, g := range c.Objectives {
-		if ok, _ := path.Match(g.Glob, model); ok {
-			return g.Objective
-		}
+	if c.Objective == nil {
+		return DefaultObjective
 	}
-	if c.SourceObjective > 0 {
-		return c.SourceObjective
-	}
-	return c.Objective
+	return c.Objective(model)
+}
+
+// Fixed returns an objective function giving d for every model.
+func Fixed(d time.Duration) func(string) time.Duration {
+	return func(string) time.Duration { return d }
 }
 
 // Ref refers from an output's payload to another entry: a change of the
