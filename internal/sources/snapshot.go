@@ -2,12 +2,14 @@ package sources
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"sort"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -155,46 +157,54 @@ func (s *Snapshot) Counts() (models, versions int) {
 // Sort puts models, versions, tags, aliases and requests in canonical order.
 // Sources call it before returning a snapshot.
 func (s *Snapshot) Sort() {
-	sort.Slice(s.Models, func(i, j int) bool { return s.Models[i].Name < s.Models[j].Name })
+	if s.Models == nil {
+		s.Models = []Model{}
+	}
+	slices.SortFunc(s.Models, func(a, b Model) int { return strings.Compare(a.Name, b.Name) })
 	for i := range s.Models {
 		m := &s.Models[i]
 		SortKV(m.Tags)
 		SortKV(m.Raw)
-		sort.SliceStable(m.Versions, func(a, b int) bool { return m.Versions[a].Order < m.Versions[b].Order })
+		if m.Versions == nil {
+			m.Versions = []Version{}
+		}
+		slices.SortStableFunc(m.Versions, func(a, b Version) int { return cmp.Compare(a.Order, b.Order) })
 		for j := range m.Versions {
 			v := &m.Versions[j]
 			if v.Aliases == nil {
 				v.Aliases = []string{}
 			}
-			sort.Strings(v.Aliases)
+			if len(v.Aliases) > 1 {
+				slices.Sort(v.Aliases)
+			}
 			SortKV(v.Tags)
 			SortKV(v.Raw)
 			SortKV(v.Metadata)
-			sort.Slice(v.Requests, func(a, b int) bool { return v.Requests[a].ID < v.Requests[b].ID })
-			sort.SliceStable(v.Actors, func(a, b int) bool {
-				x, y := v.Actors[a], v.Actors[b]
-				if x.At != y.At {
-					return x.At < y.At
-				}
-				return x.Evidence < y.Evidence
-			})
+			if len(v.Requests) > 1 {
+				slices.SortFunc(v.Requests, func(a, b Request) int { return strings.Compare(a.ID, b.ID) })
+			}
+			if len(v.Actors) > 1 {
+				slices.SortStableFunc(v.Actors, func(x, y Actor) int {
+					if c := strings.Compare(x.At, y.At); c != 0 {
+						return c
+					}
+					return strings.Compare(x.Evidence, y.Evidence)
+				})
+			}
 		}
-		if m.Versions == nil {
-			m.Versions = []Version{}
-		}
-	}
-	if s.Models == nil {
-		s.Models = []Model{}
 	}
 }
 
 // SortKV sorts key/value pairs by key bytes (then value, for stability).
 func SortKV(kv []KV) {
-	sort.Slice(kv, func(i, j int) bool {
-		if kv[i].Key != kv[j].Key {
-			return kv[i].Key < kv[j].Key
+	if len(kv) < 2 {
+		return
+	}
+	slices.SortFunc(kv, func(a, b KV) int {
+		if c := strings.Compare(a.Key, b.Key); c != 0 {
+			return c
 		}
-		return kv[i].Value < kv[j].Value
+		return strings.Compare(a.Value, b.Value)
 	})
 }
 
