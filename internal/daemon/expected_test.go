@@ -1,16 +1,9 @@
-package daemon
+package daemon_test
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
-	"net/url"
-	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -18,219 +11,15 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/registrywatch/registrywatch/internal/clock"
-	"github.com/registrywatch/registrywatch/internal/config"
+	"github.com/registrywatch/registrywatch/internal/daemon"
+	"github.com/registrywatch/registrywatch/internal/daemon/daemontest"
 	"github.com/registrywatch/registrywatch/internal/ledger"
 	"github.com/registrywatch/registrywatch/internal/policy"
 	"github.com/registrywatch/registrywatch/internal/sources"
-	"github.com/registrywatch/registrywatch/internal/sources/mlflow"
-	"github.com/registrywatch/registrywatch/internal/sources/mlflow/mlflowfake"
 	"github.com/registrywatch/registrywatch/internal/watch"
 )
 
-// fixtureDir is ../shared/fixtures relative to the repository root.
-var fixtureDir = filepath.Join("..", "..", "..", "shared", "fixtures")
-
-// fixtureStep is one recorded exchange of the MLflow scenario.
-type fixtureStep struct {
-	n    int
-	file string
-	req  struct {
-		Method string          `json:"method"`
-		Path   string          `json:"path"`
-		Query  map[string]any  `json:"query"`
-		Body   json.RawMessage `json:"body"`
-	}
-	resp json.RawMessage
-	// at is when the step happens: the newest registry timestamp its answer
-	// reveals, or a time interpolated between its neighbours.
-	at time.Time
-}
-
-var msTimestamp = regexp.MustCompile(`\b1[7-9][0-9]{11}\b`)
-
-// loadScenario reads the numbered fixture files of dir and dates each step.
-func loadScenario(t *testing.T, dir string) []fixtureStep {
-	t.Helper()
-	files, _ := filepath.Glob(filepath.Join(dir, "[0-9][0-9]-*.json"))
-	if len(files) == 0 {
-		t.Skipf("fixtures not found in %s (../shared is absent): skipping", dir)
-	}
-	sort.Strings(files)
-	var steps []fixtureStep
-	var newest int64
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var raw struct {
-			Request  json.RawMessage `json:"request"`
-			Response struct {
-				Body json.RawMessage `json:"body"`
-			} `json:"response"`
-		}
-		if err := json.Unmarshal(b, &raw); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		s := fixtureStep{file: filepath.Base(f), resp: raw.Response.Body}
-		s.n, _ = strconv.Atoi(s.file[:2])
-		if err := json.Unmarshal(raw.Request, &s.req); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		var max int64
-		for _, m := range msTimestamp.FindAll(raw.Response.Body, -1) {
-			if v, _ := strconv.ParseInt(string(m), 10, 64); v > max {
-				max = v
-			}
-		}
-		if max > newest {
-			s.at, newest = time.UnixMilli(max).UTC(), max
-		}
-		steps = append(steps, s)
-	}
-	// Interpolate the undated steps between their dated neighbours.
-	for i := 0; i < len(steps); {
-		if !steps[i].at.IsZero() {
-			i++
-			continue
-		}
-		j := i
-		for j < len(steps) && steps[j].at.IsZero() {
-			j++
-		}
-		prev := steps[i-1].at
-		next := prev.Add(time.Duration(j-i+1) * time.Second)
-		if j < len(steps) {
-			next = steps[j].at
-		}
-		step := next.Sub(prev) / time.Duration(j-i+1)
-		for k := i; k < j; k++ {
-			steps[k].at = prev.Add(time.Duration(k-i+1) * step).Truncate(time.Millisecond)
-		}
-		i = j
-	}
-	return steps
-}
-
-// replay sends the step's recorded request to the fake.
-func (s *fixtureStep) replay(t *testing.T, h http.Handler) int {
-	t.Helper()
-	u := &url.URL{Path: s.req.Path}
-	q := url.Values{}
-	for k, v := range s.req.Query {
-		switch x := v.(type) {
-		case string:
-			q.Set(k, x)
-		case []any:
-			for _, e := range x {
-				q.Add(k, fmt.Sprint(e))
-			}
-		}
-	}
-	u.RawQuery = q.Encode()
-	var body []byte
-	if len(s.req.Body) > 0 && string(s.req.Body) != "null" {
-		body = s.req.Body
-		var text string
-		if json.Unmarshal(s.req.Body, &text) == nil { // a raw (malformed) body
-			body = []byte(text)
-		}
-	}
-	r := httptest.NewRequest(s.req.Method, u.String(), bytes.NewReader(body))
-	if body != nil {
-		r.Header.Set("Content-Type", "application/json")
-	}
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, r)
-	return w.Code
-}
-
-// timedSource moves the fake clock to the poll's end while it snapshots.
-type timedSource struct {
-	sources.Source
-	clk *clock.Fake
-	end time.Time
-}
-
-func (s *timedSource) Snapshot(ctx context.Context, prev sources.Previous) (sources.Result, error) {
-	res, err := s.Source.Snapshot(ctx, prev)
-	s.clk.Set(s.end)
-	return res, err
-}
-
-// pollWindow is where the poll after a step runs: the middle third of the
-// time between the step and the next one.
-type pollWindow struct{ start, end time.Time }
-
-// scenarioRun is a ledger written by polling after every step of a scenario.
-type scenarioRun struct {
-	led     *ledger.Ledger
-	path    string
-	byStep  map[int][]ledger.Record
-	windows map[int]pollWindow
-}
-
-// playScenario replays steps on a fake MLflow (Databricks when typ says so)
-// and polls after every step (poll 0 before step 01), or only after the
-// steps for which pollAfter is true.
-func playScenario(t *testing.T, steps []fixtureStep, typ string, mlflow3 bool, skip map[int]bool, pollAfter func(int) bool) *scenarioRun {
-	t.Helper()
-	ctx := t.Context()
-	clk := clock.NewFake(steps[0].at.Add(-3 * time.Second))
-	fake := mlflowfake.New(mlflowfake.Options{Clock: clk, Databricks: typ == sources.TypeDatabricks, MLflow3: mlflow3, DefaultUser: "svc-ci@example.com"})
-	srv := fake.Start()
-	t.Cleanup(srv.Close)
-	led, path := openTestLedger(t, clk)
-	srcCfg := config.Source{
-		Name: "mlflow-prod", Type: typ, URL: srv.URL, Timeout: config.Duration(time.Hour), Concurrency: 4,
-		Production: config.Production{Stages: []string{"Production"}, Aliases: []string{"champion"}},
-		Approval:   config.SourceApproval{Tag: "approved_by"},
-	}
-	client, err := mlflow.New(srcCfg, mlflow.Options{Clock: clk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := &timedSource{Source: client, clk: clk}
-	global := config.Policy{RollbackObjective: config.Duration(30 * time.Minute), EmergencyTag: "emergency_change", RetireTag: "retired",
-		Approval: config.Approval{MaxAge: config.Duration(720 * time.Hour)}}
-	p := NewPoller(src, led, PollerOptions{Clock: clk, Policy: PolicyConfig(global, srcCfg)})
-	run := &scenarioRun{led: led, path: path, byStep: map[int][]ledger.Record{}, windows: map[int]pollWindow{}}
-	poll := func(step int, w pollWindow) {
-		t.Helper()
-		before, _ := led.Size(ctx)
-		clk.Set(w.start)
-		src.end = w.end
-		if _, err := p.PollOnce(ctx); err != nil {
-			t.Fatalf("poll %02d: %v", step, err)
-		}
-		run.windows[step] = w
-		err := led.Find(ctx, ledger.Query{FromSeq: before}, func(r ledger.Record) error {
-			run.byStep[step] = append(run.byStep[step], r)
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	poll(0, pollWindow{steps[0].at.Add(-2 * time.Second), steps[0].at.Add(-time.Second)})
-	for i, s := range steps {
-		if !skip[s.n] {
-			clk.Set(s.at)
-			s.replay(t, fake.Handler())
-		}
-		if pollAfter != nil && !pollAfter(s.n) {
-			continue
-		}
-		next := s.at.Add(time.Second)
-		if i+1 < len(steps) {
-			next = steps[i+1].at
-		}
-		gap := next.Sub(s.at)
-		poll(s.n, pollWindow{s.at.Add(gap / 3).Truncate(time.Millisecond), s.at.Add(2 * gap / 3).Truncate(time.Millisecond)})
-	}
-	return run
-}
+var fixtureDir = daemontest.FixtureDir()
 
 // golden is one expected entry of EXPECTED.md.
 type golden struct {
@@ -376,14 +165,14 @@ func expectedOrder(rs []ledger.Record) []ledger.Record {
 
 // checkExpected compares the entries of every step with want. Snapshot,
 // config.applied and coverage entries are not listed in EXPECTED.md.
-func checkExpected(t *testing.T, run *scenarioRun, steps []fixtureStep, want map[int][]golden, ignoreActor bool) {
+func checkExpected(t *testing.T, run *daemontest.Run, steps []daemontest.Step, want map[int][]golden, ignoreActor bool) {
 	t.Helper()
 	at := map[int]time.Time{}
 	for _, s := range steps {
-		at[s.n] = s.at
+		at[s.N] = s.At
 	}
 	seqOf := map[stepRef]int64{}
-	for step, rs := range run.byStep {
+	for step, rs := range run.ByStep {
 		for _, r := range rs {
 			if _, ok := seqOf[stepRef{step, r.Kind}]; !ok {
 				seqOf[stepRef{step, r.Kind}] = r.Seq
@@ -391,11 +180,11 @@ func checkExpected(t *testing.T, run *scenarioRun, steps []fixtureStep, want map
 		}
 	}
 	interval := func(step int) map[string]any {
-		prev := run.windows[step-1]
-		for k := step - 1; k >= 0 && prev.start.IsZero(); k-- {
-			prev = run.windows[k]
+		prev := run.Windows[step-1]
+		for k := step - 1; k >= 0 && prev.Start.IsZero(); k-- {
+			prev = run.Windows[k]
 		}
-		return map[string]any{"from": ledger.FormatTime(prev.start), "to": ledger.FormatTime(run.windows[step].end)}
+		return map[string]any{"from": ledger.FormatTime(prev.Start), "to": ledger.FormatTime(run.Windows[step].End)}
 	}
 	exact := func(tm time.Time) map[string]any {
 		return map[string]any{"from": ledger.FormatTime(tm), "to": ledger.FormatTime(tm)}
@@ -441,7 +230,7 @@ func checkExpected(t *testing.T, run *scenarioRun, steps []fixtureStep, want map
 	for s := range want {
 		steps2[s] = true
 	}
-	for s := range run.byStep {
+	for s := range run.ByStep {
 		steps2[s] = true
 	}
 	var order []int
@@ -451,9 +240,9 @@ func checkExpected(t *testing.T, run *scenarioRun, steps []fixtureStep, want map
 	sort.Ints(order)
 	for _, step := range order {
 		var got []ledger.Record
-		for _, r := range run.byStep[step] {
+		for _, r := range run.ByStep[step] {
 			switch r.Kind {
-			case "snapshot", KindConfigApplied, "coverage":
+			case "snapshot", daemon.KindConfigApplied, "coverage":
 				continue
 			}
 			got = append(got, r)
@@ -516,10 +305,10 @@ func checkExpected(t *testing.T, run *scenarioRun, steps []fixtureStep, want map
 	// The step-17 rollback is the superseded one; the triggering seqs point
 	// at the changes EXPECTED.md names (A2).
 	for step, kind := range map[int]string{8: "stage.changed", 14: "stage.changed", 19: "alias.set", 23: "alias.set", 29: "tag.set"} {
-		for _, r := range run.byStep[step] {
+		for _, r := range run.ByStep[step] {
 			if ledger.IsFinding(r.Kind) {
 				seq, _ := r.Payload["triggering_seq"].(int64)
-				tr, err := run.led.Record(t.Context(), seq)
+				tr, err := run.Ledger.Record(t.Context(), seq)
 				if err != nil || tr.Kind != kind {
 					t.Errorf("step %02d: triggering_seq %d is %s, want %s", step, seq, tr.Kind, kind)
 				}
@@ -528,7 +317,7 @@ func checkExpected(t *testing.T, run *scenarioRun, steps []fixtureStep, want map
 	}
 }
 
-func scenarioTimes(steps []fixtureStep) map[string]string {
+func scenarioTimes(steps []daemontest.Step) map[string]string {
 	c := map[string]string{}
 	for _, s := range steps {
 		var body struct {
@@ -539,14 +328,14 @@ func scenarioTimes(steps []fixtureStep) map[string]string {
 				Created json.Number `json:"creation_timestamp"`
 			} `json:"model_version"`
 		}
-		json.Unmarshal(s.resp, &body)
+		json.Unmarshal(s.Response, &body)
 		mc, _ := body.RegisteredModel.Created.Int64()
 		vc, _ := body.ModelVersion.Created.Int64()
-		switch s.n {
+		switch s.N {
 		case 1:
 			c["m"] = sources.FormatMillis(mc)
 		case 3, 4, 5:
-			c[strconv.Itoa(s.n-2)] = sources.FormatMillis(vc)
+			c[strconv.Itoa(s.N-2)] = sources.FormatMillis(vc)
 		case 36:
 			c["cm"] = sources.FormatMillis(mc)
 		case 37:
@@ -568,8 +357,8 @@ func TestExpectedMLflowScenario(t *testing.T) {
 		{"databricks", filepath.Join(fixtureDir, "mlflow"), sources.TypeDatabricks, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			steps := loadScenario(t, tc.dir)
-			run := playScenario(t, steps, tc.typ, tc.mlflow3, map[int]bool{76: tc.typ == sources.TypeDatabricks}, nil)
+			steps := daemontest.LoadScenario(t, tc.dir)
+			run := daemontest.Play(t, steps, daemontest.Options{Type: tc.typ, MLflow3: tc.mlflow3, Skip: map[int]bool{76: tc.typ == sources.TypeDatabricks}})
 			want := expectedMLflow(scenarioTimes(steps))
 			if tc.typ == sources.TypeDatabricks {
 				// The workspace registry returns the creator (user_id) and
@@ -587,7 +376,7 @@ func TestExpectedMLflowScenario(t *testing.T) {
 			checkExpected(t, run, steps, want, tc.typ == sources.TypeDatabricks)
 			// Poll 0 appends the empty registry's snapshot entry.
 			var snaps int
-			for step, rs := range run.byStep {
+			for step, rs := range run.ByStep {
 				for _, r := range rs {
 					if r.Kind == "snapshot" {
 						snaps++
@@ -600,7 +389,7 @@ func TestExpectedMLflowScenario(t *testing.T) {
 			if snaps < 26 {
 				t.Errorf("snapshot entries: %d, want one per step with entries plus poll 0", snaps)
 			}
-			if _, err := ledger.Verify(t.Context(), run.path, ledger.VerifyOptions{TrustEmbeddedKey: true}); err != nil {
+			if _, err := ledger.Verify(t.Context(), run.Path, ledger.VerifyOptions{TrustEmbeddedKey: true}); err != nil {
 				t.Fatalf("verify: %v", err)
 			}
 		})
@@ -665,7 +454,7 @@ func expectedEveryThird(created map[string]string) map[int][]golden {
 }
 
 func TestExpectedScenarioEveryThirdStep(t *testing.T) {
-	steps := loadScenario(t, filepath.Join(fixtureDir, "mlflow"))
-	run := playScenario(t, steps, sources.TypeMLflow, false, nil, func(n int) bool { return n%3 == 0 })
+	steps := daemontest.LoadScenario(t, filepath.Join(fixtureDir, "mlflow"))
+	run := daemontest.Play(t, steps, daemontest.Options{PollAfter: func(n int) bool { return n%3 == 0 }})
 	checkExpected(t, run, steps, expectedEveryThird(scenarioTimes(steps)), false)
 }

@@ -322,7 +322,9 @@ func (d *differ) attribute(c *Change, v *sources.Version, prev []sources.Actor, 
 	if best == nil {
 		return
 	}
-	c.Actor = best.Actor
+	if best.Actor != "" {
+		c.Actor = best.Actor // may itself be "unknown": a shared session names nobody
+	}
 	c.From, c.To, c.Exact = bestAt, bestAt, true
 	c.Payload["evidence"] = best.Evidence
 	if best.Raw != "" {
@@ -335,12 +337,12 @@ func (d *differ) attribute(c *Change, v *sources.Version, prev []sources.Actor, 
 }
 
 // attributions appends an attribution for every actor fact that is new in
-// this poll and was not used by a change of this poll: the actor of a change
-// recorded earlier with actor unknown.
+// this poll, names a known actor, and was not used by a change of this poll:
+// the actor of a change recorded earlier with actor unknown.
 func (d *differ) attributions(m *sources.Model, prev, next *sources.Version) {
 	for _, f := range next.Actors {
-		if d.used[f.Evidence] || hasEvidence(prev.Actors, f.Evidence) {
-			continue
+		if d.used[f.Evidence] || hasEvidence(prev.Actors, f.Evidence) || f.Actor == "" || f.Actor == Unknown {
+			continue // an unknown actor attributes nothing
 		}
 		at, ok := sources.ParseTime(f.At)
 		if !ok {
