@@ -67,10 +67,22 @@ func checkErr(err error) error { return &exitError{code: exitCheck, err: err} }
 func usageErrf(format string, a ...any) error { return usageErr(fmt.Errorf(format, a...)) }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	// The first SIGINT or SIGTERM cancels ctx (run shuts down gracefully);
+	// a second one exits at once.
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-signals
+		cancel()
+		sig := <-signals
+		fmt.Fprintf(os.Stderr, "registrywatch: second %s: exiting now\n", sig)
+		os.Exit(exitUsage)
+	}()
 	env := &Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
-	os.Exit(run(ctx, env, os.Args[1:]))
+	code := run(ctx, env, os.Args[1:])
+	cancel()
+	os.Exit(code)
 }
 
 // run dispatches to a subcommand and turns its error into an exit code.

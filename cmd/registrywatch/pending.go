@@ -18,11 +18,7 @@ func (p pendingCommand) Run(context.Context, *Env, []string) error {
 // pending lists the commands not built yet. Remove a command from here when
 // its file registers the real one.
 var pending = []pendingCommand{
-	{"run", "run the daemon"},
-	{"poll", "poll every source once, then exit"},
-	{"export", "export an evidence bundle for auditors"},
 	{"demo", "run a scripted story on fake registries"},
-	{"healthcheck", "check a running daemon's /healthz"},
 }
 
 // allCommands returns the registered commands plus the pending ones.
