@@ -17,9 +17,7 @@ func (p pendingCommand) Run(context.Context, *Env, []string) error {
 
 // pending lists the commands not built yet. Remove a command from here when
 // its file registers the real one.
-var pending = []pendingCommand{
-	{"demo", "run a scripted story on fake registries"},
-}
+var pending = []pendingCommand{}
 
 // allCommands returns the registered commands plus the pending ones.
 func allCommands() map[string]command {

@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"runtime/debug"
+	"runtime/metrics"
+	"time"
 
 	"github.com/registrywatch/registrywatch/internal/config"
 	"github.com/registrywatch/registrywatch/internal/daemon"
@@ -57,8 +59,48 @@ func (daemonCmd) Run(ctx context.Context, env *Env, args []string) error {
 		// A sidecar that mostly waits: trade a little CPU for a smaller heap.
 		debug.SetGCPercent(daemonGCPercent)
 	}
-	err = daemon.Run(ctx, cfg, daemon.Options{Logger: newLogger(cfg.Log, env.Stderr), Getenv: env.Getenv})
+	err = daemon.Run(ctx, cfg, daemon.Options{Logger: newLogger(cfg.Log, env.Stderr), Getenv: env.Getenv,
+		OnStart: func(d *daemon.Daemon) { go releaseMemory(ctx, d.Idle) }})
 	return daemonErr(err)
+}
+
+// releaseEvery is how often releaseMemory looks at the heap, and
+// releaseAfter how many bytes the process must have allocated since the last
+// release for another one.
+const (
+	releaseEvery = 5 * time.Second
+	releaseAfter = 1 << 20
+)
+
+// releaseMemory returns the free heap pages to the operating system once the
+// daemon is idle after it allocated (a poll, a delivery): a sidecar that
+// mostly waits then keeps resident only its live data, instead of the heap
+// it grew to during its last poll, which the runtime would otherwise return
+// only gradually. It costs one garbage collection per idle period that
+// follows work, and runs on the wall clock: it is about the process, not
+// about anything recorded.
+func releaseMemory(ctx context.Context, idle func() <-chan struct{}) {
+	allocated := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	var released uint64
+	t := time.NewTicker(releaseEvery)
+	defer t.Stop()
+	for {
+		metrics.Read(allocated)
+		if n := allocated[0].Value.Uint64(); n-released >= releaseAfter {
+			select {
+			case <-idle():
+				debug.FreeOSMemory()
+				released = n
+			case <-ctx.Done():
+				return
+			}
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // loadConfig loads the config file named by -config, $REGISTRYWATCH_CONFIG or

@@ -37,7 +37,7 @@ func TestSageMakerScenario(t *testing.T) {
 	}
 	r := newPollRig(t, clk, client, cfg)
 	r.driven = true // CloudTrail calls wait on the clock (2 requests/s)
-	keys := []string{"from", "to", "verdict", "reason", "approver", "promoter", "actor", "result"}
+	keys := []string{"from", "to", "verdict", "reason", "order", "approver", "promoter", "actor", "result"}
 	var (
 		pipeline = fk.AssumedRole("mlops-pipeline-exec", "build-42")
 		bob      = fk.AssumedRole("MLReviewer", "bob").WithSourceIdentity("bob@example.com")
@@ -61,14 +61,14 @@ func TestSageMakerScenario(t *testing.T) {
 	sameLines(t, "approved, approver not known yet", r.poll(keys...), []string{
 		"approval.changed fraud@1 unknown from=PendingManualApproval to=Approved",
 		"production.changed fraud@ registrywatch",
-		"promotion fraud@1 registrywatch verdict=approved reason= approver=unknown promoter=unknown",
+		"promotion fraud@1 registrywatch verdict=approved reason= order= approver=unknown promoter=unknown",
 	})
 	sameLines(t, "one poll later", r.poll(keys...), nil)
 	approvalSeq := r.seqOf("approval.changed", "fraud", "1")
 	sameLines(t, "CloudTrail catches up", r.poll(append(keys, "entry_seq")...), []string{
 		"attribution fraud@1 bob@example.com actor=bob@example.com entry_seq=" + itoa(approvalSeq),
 		// The approval is the promotion: bob is both approver and promoter.
-		"promotion fraud@1 registrywatch verdict=approved reason= approver=bob@example.com promoter=bob@example.com",
+		"promotion fraud@1 registrywatch verdict=approved reason= order= approver=bob@example.com promoter=bob@example.com",
 	})
 	f.SetCloudTrailDelay(0)
 
@@ -78,7 +78,7 @@ func TestSageMakerScenario(t *testing.T) {
 	sameLines(t, "created approved", r.poll(keys...), []string{
 		"version.created fraud@2 " + pipelineKey,
 		"production.changed fraud@ registrywatch",
-		"promotion fraud@2 registrywatch verdict=missing reason=created_approved approver= promoter=" + pipelineKey,
+		"promotion fraud@2 registrywatch verdict=missing reason=created_approved order= approver= promoter=" + pipelineKey,
 	})
 
 	// alice registers fraud/3 and approves it herself.
@@ -89,7 +89,7 @@ func TestSageMakerScenario(t *testing.T) {
 	sameLines(t, "self-approved", r.poll(keys...), []string{
 		"approval.changed fraud@3 alice@example.com from=PendingManualApproval to=Approved",
 		"production.changed fraud@ registrywatch",
-		"promotion fraud@3 registrywatch verdict=self_approved reason= approver=alice@example.com promoter=alice@example.com",
+		"promotion fraud@3 registrywatch verdict=self_approved reason= order= approver=alice@example.com promoter=alice@example.com",
 	})
 
 	// carol and dave both work through the shared execution role: CloudTrail
@@ -101,7 +101,7 @@ func TestSageMakerScenario(t *testing.T) {
 	sameLines(t, "studio user approves", r.poll(keys...), []string{
 		"approval.changed fraud@4 unknown from=PendingManualApproval to=Approved",
 		"production.changed fraud@ registrywatch",
-		"promotion fraud@4 registrywatch verdict=approved reason= approver=unknown promoter=unknown",
+		"promotion fraud@4 registrywatch verdict=approved reason= order= approver=unknown promoter=unknown",
 	})
 
 	// The newest package is rejected while the older ones stay Approved:
@@ -110,7 +110,7 @@ func TestSageMakerScenario(t *testing.T) {
 	sameLines(t, "newer rejected", r.poll(keys...), []string{
 		"approval.changed fraud@4 bob@example.com from=Approved to=Rejected",
 		"production.changed fraud@ registrywatch",
-		"rollback fraud@3 registrywatch verdict=n/a reason= approver= promoter=bob@example.com result=met",
+		"rollback fraud@3 registrywatch verdict=n/a reason= order= approver= promoter=bob@example.com result=met",
 	})
 	if _, err := ledger.Verify(t.Context(), r.path, ledger.VerifyOptions{TrustEmbeddedKey: true}); err != nil {
 		t.Fatal(err)

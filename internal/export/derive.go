@@ -1,6 +1,7 @@
 package export
 
 import (
+	"bytes"
 	"encoding/csv"
 	"encoding/hex"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/registrywatch/registrywatch/internal/ledger"
 	"github.com/registrywatch/registrywatch/internal/policy"
@@ -57,7 +59,7 @@ func rawEquals(raw []byte, s string) bool {
 // reads it.
 type judgement struct {
 	seq        int64
-	observedAt string
+	observed   time.Time
 	verdict    string
 	order      string
 	approver   string
@@ -69,8 +71,8 @@ type judgement struct {
 func judgementOf(r *ledger.Record) judgement {
 	p := r.Payload
 	j := judgement{
-		seq: r.Seq, observedAt: ledger.FormatTime(r.ObservedAt),
-		verdict: str(p, "verdict"), order: str(p, "order"), approver: str(p, "approver"),
+		seq: r.Seq, observed: r.ObservedAt,
+		verdict: intern(str(p, "verdict")), order: str(p, "order"), approver: str(p, "approver"),
 		approvedAt: interval(p["approved_at"]), promoter: str(p, "promoter"),
 	}
 	for _, e := range list(p, "evidence") {
@@ -93,23 +95,62 @@ const (
 	waitGap
 )
 
-// exception is one row of exceptions.csv; its ended columns are filled in
-// when a later entry ends it.
+// exception is one row of exceptions.csv, kept until the end of the period
+// because a later entry may end it. Its strings are the decoded entry's or
+// interned constants.
 type exception struct {
-	seq     int64
-	row     []string
-	model   modelKey
-	name    string // the model's name, for the report
-	version string // the finding's version; waitLeave: leaving production ends it
-	serving string // waitRollback: the serving version when it fired
-	gapFrom string // waitGap: the gap's start
-	wait    int
+	seq          int64
+	leafHash     [32]byte
+	observed     time.Time
+	model        modelKey
+	name         string // the model's name
+	version      string // the finding's version; waitLeave: leaving production ends it
+	kind         string
+	severity     string
+	verdict      string
+	reason       string
+	result       string
+	supersededBy int64 // 0: none (a finding never supersedes seq 0's finding)
+	ended        string
+	endedSeq     int64
+	endedAt      time.Time
+	serving      string // waitRollback: the serving version when it fired
+	gapFrom      string // waitGap: the gap's start
+	wait         int
 }
 
-func (e *exception) end(how string, seq int64, at string) {
-	n := len(exceptionColumns)
-	e.row[n-3], e.row[n-2], e.row[n-1] = how, num(seq), at
-	e.wait = waitNone
+func (e *exception) end(how string, seq int64, at time.Time) {
+	e.ended, e.endedSeq, e.endedAt, e.wait = how, seq, at, waitNone
+}
+
+// row is the exception's line of exceptions.csv.
+func (e *exception) row() []string {
+	endedSeq, endedAt := "", ""
+	if e.ended != EndedOpen {
+		endedSeq, endedAt = num(e.endedSeq), ledger.FormatTime(e.endedAt)
+	}
+	return []string{num(e.seq), hex.EncodeToString(e.leafHash[:]), ledger.FormatTime(e.observed), cell(e.model.source), cell(e.name),
+		cell(e.version), cell(e.kind), cell(e.severity), cell(e.verdict), cell(e.reason), cell(e.result),
+		optNum(e.supersededBy, e.supersededBy > 0), e.ended, endedSeq, endedAt}
+}
+
+// intern returns the constant equal to s for the few words findings repeat,
+// so that kept exceptions do not hold copies of them.
+func intern(s string) string {
+	for _, c := range internable {
+		if s == c {
+			return c
+		}
+	}
+	return s
+}
+
+var internable = []string{
+	policy.KindPromotion, policy.KindRollback, policy.KindRestored, policy.KindRollbackOverdue, policy.KindCoverageLate,
+	policy.SeverityDanger, policy.SeverityWarning, policy.SeverityInfo,
+	policy.VerdictApproved, policy.VerdictMissing, policy.VerdictSelfApproved, policy.VerdictRejected, policy.VerdictLate, policy.VerdictNA,
+	policy.ReasonNoEvidence, policy.ReasonNotAllowed, policy.ReasonTooOld, policy.ReasonCreatedApproved, policy.ReasonAfter,
+	"met", "overrun", "", "1", "2", "3",
 }
 
 // modelInfo is what inventory.csv says of one model.
@@ -159,7 +200,7 @@ type deriver struct {
 	exceptions []*exception
 	waiting    map[modelKey][]*exception
 	gaps       map[string][]*exception
-	counts     map[string]map[string]int64
+	counts     map[string]map[string]*int64
 	entries    int64
 	boundary   int64
 	configs    []configDigest
@@ -176,7 +217,7 @@ func newDeriver(p period) *deriver {
 		models:     map[string]map[string]*modelInfo{},
 		waiting:    map[modelKey][]*exception{},
 		gaps:       map[string][]*exception{},
-		counts:     map[string]map[string]int64{},
+		counts:     map[string]map[string]*int64{},
 	}
 }
 
@@ -300,7 +341,7 @@ func (d *deriver) entry(leaf []byte) error {
 		from := str(r.Payload, "from")
 		for _, e := range d.gaps[r.Source] {
 			if e.wait == waitGap && e.gapFrom == from {
-				e.end(EndedGapClosed, r.Seq, ledger.FormatTime(r.ObservedAt))
+				e.end(EndedGapClosed, r.Seq, r.ObservedAt)
 			}
 		}
 		d.gaps[r.Source] = pendingOnly(d.gaps[r.Source])
@@ -319,16 +360,36 @@ func (d *deriver) entry(leaf []byte) error {
 	return nil
 }
 
+// count counts an entry of the period by source and kind, without
+// allocating for the common case of names without JSON escapes.
 func (d *deriver) count(h head) {
-	bySource := d.counts[string(h.source)]
+	src, kind := h.source, h.kind
+	if bytes.IndexByte(src, '\\') >= 0 || bytes.IndexByte(kind, '\\') >= 0 {
+		src, kind = []byte(text(src)), []byte(text(kind))
+	}
+	bySource := d.counts[string(src)]
 	if bySource == nil {
-		bySource = map[string]int64{}
-		d.counts[text(h.source)] = bySource
+		bySource = map[string]*int64{}
+		d.counts[string(src)] = bySource
 	}
-	if _, ok := bySource[string(h.kind)]; !ok {
-		bySource[text(h.kind)] = 0
+	n := bySource[string(kind)]
+	if n == nil {
+		n = new(int64)
+		bySource[string(kind)] = n
 	}
-	bySource[string(h.kind)]++
+	*n++
+}
+
+// countsByKind returns the counts per source and kind.
+func (d *deriver) countsByKind() map[string]map[string]int64 {
+	out := make(map[string]map[string]int64, len(d.counts))
+	for src, kinds := range d.counts {
+		out[src] = make(map[string]int64, len(kinds))
+		for k, n := range kinds {
+			out[src][k] = *n
+		}
+	}
+	return out
 }
 
 // touch records that an entry of the period is about a model.
@@ -381,9 +442,9 @@ func (d *deriver) productionChanged(r *ledger.Record) error {
 	for _, e := range d.waiting[key] {
 		switch {
 		case e.wait == waitLeave && !slices.Contains(after, e.version):
-			e.end(EndedLeftProduction, r.Seq, observed)
+			e.end(EndedLeftProduction, r.Seq, r.ObservedAt)
 		case e.wait == waitRollback && serving != "" && (e.serving == "" || serving != e.serving):
-			e.end(EndedRollbackCompleted, r.Seq, observed)
+			e.end(EndedRollbackCompleted, r.Seq, r.ObservedAt)
 		}
 	}
 	d.waiting[key] = pendingOnly(d.waiting[key])
@@ -449,19 +510,16 @@ func (d *deriver) judgedFinding(r *ledger.Record) error {
 		}
 		d.rows++
 		if d.report != nil {
-			d.report.finding(r, latest, row)
+			d.report.finding(r, latest, row[11], row[12], d.superseder[r.Seq])
 		}
 	}
-	d.exception(r, &latestOrOwn{own, latest, supersededBy})
+	d.exception(r, &chained{own, latest})
 	return nil
 }
 
-// latestOrOwn carries a judged finding's own judgement and the latest of
-// its chain.
-type latestOrOwn struct {
-	own, latest  judgement
-	supersededBy string
-}
+// chained is a judged finding's own judgement and the latest of its
+// supersedes chain.
+type chained struct{ own, latest judgement }
 
 func isOpenVerdict(v string) bool {
 	return v == policy.VerdictMissing || v == policy.VerdictSelfApproved || v == policy.VerdictRejected
@@ -469,22 +527,18 @@ func isOpenVerdict(v string) bool {
 
 // exception records r in exceptions.csv if it needed action: severity
 // danger or warning, or a rollback.overdue or coverage.late finding.
-func (d *deriver) exception(r *ledger.Record, j *latestOrOwn) {
+func (d *deriver) exception(r *ledger.Record, j *chained) {
 	p := r.Payload
 	severity := str(p, "severity")
 	if severity != policy.SeverityDanger && severity != policy.SeverityWarning &&
 		r.Kind != policy.KindRollbackOverdue && r.Kind != policy.KindCoverageLate {
 		return
 	}
-	supersededBy := ""
-	if j != nil {
-		supersededBy = j.supersededBy
-	}
 	e := &exception{
-		seq: r.Seq, model: modelKey{r.Source, r.ModelID}, name: r.Model, version: r.Version,
-		row: []string{num(r.Seq), leafHash(r.Leaf), ledger.FormatTime(r.ObservedAt), cell(r.Source), cell(r.Model), cell(r.Version),
-			cell(r.Kind), cell(severity), cell(str(p, "verdict")), cell(str(p, "reason")), cell(str(p, "result")), supersededBy,
-			EndedOpen, "", ""},
+		seq: r.Seq, leafHash: ledger.LeafHash(r.Leaf), observed: r.ObservedAt, model: modelKey{r.Source, r.ModelID},
+		name: r.Model, version: intern(r.Version), kind: intern(r.Kind), severity: intern(severity),
+		verdict: intern(str(p, "verdict")), reason: intern(str(p, "reason")), result: intern(str(p, "result")),
+		supersededBy: d.superseder[r.Seq], ended: EndedOpen,
 	}
 	d.exceptions = append(d.exceptions, e)
 	switch r.Kind {
@@ -499,13 +553,13 @@ func (d *deriver) exception(r *ledger.Record, j *latestOrOwn) {
 		case isOpenVerdict(j.own.verdict) || j.own.verdict == policy.VerdictLate:
 			switch {
 			case j.latest.verdict == policy.VerdictLate || j.latest.verdict == policy.VerdictApproved:
-				e.end(EndedLateApproval, j.latest.seq, j.latest.observedAt)
+				e.end(EndedLateApproval, j.latest.seq, j.latest.observed)
 			case isOpenVerdict(j.latest.verdict):
 				e.wait = waitLeave
 				d.waiting[e.model] = append(d.waiting[e.model], e)
 			}
 		case str(p, "result") == "overrun":
-			e.end(EndedRollbackCompleted, r.Seq, ledger.FormatTime(r.ObservedAt))
+			e.end(EndedRollbackCompleted, r.Seq, r.ObservedAt)
 		}
 	}
 }
@@ -514,7 +568,7 @@ func (d *deriver) exception(r *ledger.Record, j *latestOrOwn) {
 // (with what ended them) and the inventory.
 func (d *deriver) finish() error {
 	for _, e := range d.exceptions {
-		if err := d.exceptionsW.Write(e.row); err != nil {
+		if err := d.exceptionsW.Write(e.row()); err != nil {
 			return err
 		}
 	}

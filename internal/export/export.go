@@ -195,7 +195,7 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 	sum.Population, sum.Exceptions, sum.CheckpointSize = d.rows, len(d.exceptions), x.size
 	sum.Complete, sum.Samples, sum.Files = x.filter.none(), x.m.Samples, len(x.m.Files)+2
 	for _, e := range d.exceptions {
-		if e.row[len(exceptionColumns)-3] == EndedOpen {
+		if e.ended == EndedOpen {
 			sum.Open++
 		}
 	}
@@ -614,7 +614,7 @@ func (x *exporter) writeManifest(samples []int64) error {
 		Complete:   x.filter.none(),
 		Range: Range{First: x.first, Last: x.last, Entries: d.entries, Boundary: d.boundary,
 			Exported: x.exported},
-		Counts: d.counts, ConfigApplied: d.configs, Population: d.rows,
+		Counts: d.countsByKind(), ConfigApplied: d.configs, Population: d.rows,
 		Checkpoint: string(x.cp.Note), Key: x.key, SignedBy: signedBy,
 		CarryIn: []EntryProof{}, Samples: samples,
 	}

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"iter"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/registrywatch/registrywatch/internal/ledger"
@@ -22,7 +24,7 @@ var reportTemplate = template.Must(template.New("report").Parse(reportTemplateTe
 // them the report says how many more the CSV files hold.
 const (
 	maxBands      = 400  // production intervals drawn per model
-	maxMarks      = 400  // findings and approvals drawn per model
+	maxMarks      = 400  // findings drawn per model
 	maxModelRows  = 200  // findings listed per model
 	maxGaps       = 400  // coverage gaps drawn per source
 	maxExceptions = 2000 // exceptions listed
@@ -50,16 +52,22 @@ type reportInfo struct {
 type band struct {
 	from, to time.Time
 	serving  string
-	versions string
+	versions []string
 	seq      int64
 }
 
-type mark struct {
-	at       time.Time
-	shape    string
-	class    string
-	title    string
-	approval bool
+// finding is a population row as the report draws it: compact, since the
+// report keeps up to maxMarks of them per model.
+type finding struct {
+	seq                   int64
+	observed, changed     time.Time
+	version, approver     string
+	kind, verdict, order  string // interned
+	result, changeType    string // interned
+	approvedAt            string
+	approvedBefore, sod   string // constants
+	dmin, dmax, objective int64  // -1: not a rollback
+	supersededBy          int64  // 0: none
 }
 
 type gapSpan struct {
@@ -75,13 +83,11 @@ type coverageSum struct {
 
 // timeline is one model's part of the report.
 type timeline struct {
-	key     modelKey
-	name    string
-	bands   []band
-	marks   []mark
-	rows    []findingView
-	omitted int
-	more    int // marks or bands not drawn
+	key      modelKey
+	name     string
+	bands    []band
+	findings []finding
+	more     int // bands or findings not kept
 }
 
 // findingView is one finding of a model's table.
@@ -98,13 +104,12 @@ type reportBuilder struct {
 	gaps     map[string][]gapSpan
 	coverage map[string]*coverageSum
 	verdicts map[string]int64
-	kinds    map[string]int64
 	data     *reportData
 }
 
 func newReportBuilder(info reportInfo, from, to time.Time) *reportBuilder {
 	return &reportBuilder{info: info, from: from, to: to, models: map[modelKey]*timeline{},
-		gaps: map[string][]gapSpan{}, coverage: map[string]*coverageSum{}, verdicts: map[string]int64{}, kinds: map[string]int64{}}
+		gaps: map[string][]gapSpan{}, coverage: map[string]*coverageSum{}, verdicts: map[string]int64{}}
 }
 
 func (b *reportBuilder) timeline(source, modelID, name string) *timeline {
@@ -142,14 +147,7 @@ func (b *reportBuilder) production(r *ledger.Record, after []string, serving, to
 	if to != "" {
 		end = parseTime(to)
 	}
-	versions := ""
-	for i, v := range after {
-		if i > 0 {
-			versions += ", "
-		}
-		versions += v
-	}
-	t.bands = append(t.bands, band{from: r.ObservedAt, to: end, serving: serving, versions: versions, seq: r.Seq})
+	t.bands = append(t.bands, band{from: r.ObservedAt, to: end, serving: serving, versions: after, seq: r.Seq})
 }
 
 func verdictClass(verdict, order, result string) string {
@@ -165,59 +163,31 @@ func verdictClass(verdict, order, result string) string {
 }
 
 // finding records a population row: a marker, its approval and a table row.
-func (b *reportBuilder) finding(r *ledger.Record, latest judgement, row []string) {
+func (b *reportBuilder) finding(r *ledger.Record, latest judgement, approvedBefore, sod string, supersededBy int64) {
 	t := b.timeline(r.Source, r.ModelID, r.Model)
 	b.verdicts[latest.verdict]++
-	b.kinds[r.Kind]++
-	p := r.Payload
-	result := str(p, "result")
-	class := verdictClass(latest.verdict, latest.order, result)
-	col := func(name string) string {
-		for i, c := range populationColumns {
-			if c == name {
-				return row[i]
-			}
-		}
-		return ""
-	}
-	duration := ""
-	if col("duration_max_ms") != "" {
-		duration = fmt.Sprintf("%s–%s ms of %s ms", col("duration_min_ms"), col("duration_max_ms"), col("objective_ms"))
-	}
-	if len(t.rows) < maxModelRows {
-		t.rows = append(t.rows, findingView{
-			Seq: strconv.FormatInt(r.Seq, 10), At: ledger.FormatTime(r.OccurredFrom), Version: r.Version, Kind: r.Kind,
-			ChangeType: str(p, "change_type"), Verdict: latest.verdict, Approver: latest.approver,
-			ApprovedBefore: col("approved_before"), SoD: col("approver_is_promoter"), Duration: duration, Result: result,
-			SupersededBy: col("superseded_by"), Class: class,
-		})
-	} else {
-		t.omitted++
-	}
-	if len(t.marks) >= maxMarks {
+	if len(t.findings) == maxMarks {
 		t.more++
 		return
 	}
-	shape := "circle"
-	switch r.Kind {
-	case policy.KindRollback:
-		shape = "down"
-	case policy.KindRestored:
-		shape = "up"
+	p := r.Payload
+	f := finding{seq: r.Seq, observed: r.ObservedAt, changed: r.OccurredFrom, version: intern(r.Version), approver: latest.approver,
+		kind: intern(r.Kind), verdict: latest.verdict, order: intern(latest.order), result: intern(str(p, "result")),
+		changeType: intern(str(p, "change_type")), approvedAt: latest.approvedAt, approvedBefore: approvedBefore, sod: sod,
+		dmin: -1, dmax: -1, objective: -1, supersededBy: supersededBy}
+	if ds := list(p, "duration_ms"); len(ds) == 2 {
+		f.dmin, _ = ds[0].(int64)
+		f.dmax, _ = ds[1].(int64)
+		f.objective, _ = p["objective_ms"].(int64)
 	}
-	title := fmt.Sprintf("seq %d: %s of %s version %s, verdict %s", r.Seq, r.Kind, r.Model, r.Version, latest.verdict)
-	if result != "" {
-		title += fmt.Sprintf(", rollback %s (%s)", result, duration)
+	t.findings = append(t.findings, f)
+}
+
+func (f *finding) duration() string {
+	if f.dmax < 0 {
+		return ""
 	}
-	t.marks = append(t.marks, mark{at: r.ObservedAt, shape: shape, class: class, title: title})
-	if latest.approvedAt != "" {
-		at := latest.approvedAt
-		if i := len(at) - len(ledger.TimeLayout); i > 0 {
-			at = at[i:] // the end of an interval
-		}
-		t.marks = append(t.marks, mark{at: parseTime(at), shape: "diamond", class: class, approval: true,
-			title: fmt.Sprintf("approval of %s version %s by %s at %s", r.Model, r.Version, latest.approver, latest.approvedAt)})
-	}
+	return fmt.Sprintf("%d–%d ms of %d ms", f.dmin, f.dmax, f.objective)
 }
 
 func (b *reportBuilder) gap(source, from, to, cause string) {
@@ -254,7 +224,9 @@ type (
 		Exceptions        []exceptionView
 		ExceptionsOmitted int
 		Open              int
-		Models            []modelView
+		// Models yields each model's view as the template renders it, so
+		// that only one is in memory at a time.
+		Models            iter.Seq[modelView]
 		Coverage          []coverageView
 		Controls          []control
 		Axis              []tick
@@ -323,17 +295,17 @@ func (b *reportBuilder) finish(d *deriver, models []*modelInfo) {
 	data := &reportData{Info: b.info, Controls: controls, Width: svgWidth, Height: svgHeight, PlotLeft: plotLeft, PlotEnd: plotLeft + plotWidth}
 	data.Info.Entries, data.Info.Boundary = d.entries, d.boundary
 	for _, e := range d.exceptions {
-		if e.row[len(exceptionColumns)-3] == EndedOpen {
+		if e.ended == EndedOpen {
 			data.Open++
 		}
 		if len(data.Exceptions) == maxExceptions {
 			data.ExceptionsOmitted++
 			continue
 		}
-		r := e.row
+		row := e.row()
 		data.Exceptions = append(data.Exceptions, exceptionView{
-			Seq: r[0], At: r[2], Source: e.model.source, Model: e.name, Version: e.version, Kind: r[6], Severity: r[7],
-			Verdict: joinNonEmpty(r[8], r[9]), Result: r[10], Ended: r[12], EndedSeq: r[13], EndedAt: r[14], Open: r[12] == EndedOpen,
+			Seq: row[0], At: row[2], Source: e.model.source, Model: e.name, Version: e.version, Kind: e.kind, Severity: e.severity,
+			Verdict: joinNonEmpty(e.verdict, e.reason), Result: e.result, Ended: e.ended, EndedSeq: row[13], EndedAt: row[14], Open: e.ended == EndedOpen,
 		})
 	}
 	var findings int64
@@ -350,12 +322,16 @@ func (b *reportBuilder) finish(d *deriver, models []*modelInfo) {
 		{"open at period end", strconv.Itoa(data.Open), map[bool]string{true: "bad", false: "ok"}[data.Open > 0]},
 	}
 	data.Axis = b.axis()
-	for _, m := range models {
-		t := b.models[modelKey{m.source, m.modelID}]
-		if t == nil {
-			t = &timeline{key: modelKey{m.source, m.modelID}}
+	data.Models = func(yield func(modelView) bool) {
+		for _, m := range models {
+			t := b.models[modelKey{m.source, m.modelID}]
+			if t == nil {
+				t = &timeline{key: modelKey{m.source, m.modelID}}
+			}
+			if !yield(b.modelView(m, t)) {
+				return
+			}
 		}
-		data.Models = append(data.Models, b.modelView(m, t))
 	}
 	sources := make([]string, 0, len(b.coverage))
 	for s := range b.coverage {
@@ -372,7 +348,7 @@ func (b *reportBuilder) finish(d *deriver, models []*modelInfo) {
 }
 
 func (b *reportBuilder) modelView(m *modelInfo, t *timeline) modelView {
-	v := modelView{Source: m.source, Name: m.name, ModelID: m.modelID, Serving: m.serving, Rows: t.rows, Omitted: t.omitted, More: t.more}
+	v := modelView{Source: m.source, Name: m.name, ModelID: m.modelID, Serving: m.serving, More: t.more}
 	for i, bd := range t.bands {
 		x1, x2 := b.x(bd.from), b.x(bd.to)
 		w := max(x2-x1, 1.5)
@@ -380,34 +356,69 @@ func (b *reportBuilder) modelView(m *modelInfo, t *timeline) modelView {
 		if w > 8*float64(len(bd.serving))+6 {
 			label = "v" + bd.serving
 		}
-		v.Bands = append(v.Bands, svgBand{X: fx(x1), W: fx(w), LabelX: fx(x1 + 4), Label: label,
-			Class: "b" + strconv.Itoa(i%4), Title: fmt.Sprintf("serving %s (in production: %s) from %s (seq %d)", bd.serving, bd.versions, ledger.FormatTime(bd.from), bd.seq)})
+		v.Bands = append(v.Bands, svgBand{X: fx(x1), W: fx(w), LabelX: fx(x1 + 4), Label: label, Class: "b" + strconv.Itoa(i%4),
+			Title: fmt.Sprintf("serving %s (in production: %s) from %s (seq %d)", bd.serving, strings.Join(bd.versions, ", "), ledger.FormatTime(bd.from), bd.seq)})
 	}
 	for _, g := range b.gaps[m.source] {
 		x1, x2 := b.x(g.from), b.x(g.to)
 		v.Gaps = append(v.Gaps, svgBand{X: fx(x1), W: fx(max(x2-x1, 1.5)), Class: "gap",
 			Title: fmt.Sprintf("coverage gap %s to %s (%s)", ledger.FormatTime(g.from), ledger.FormatTime(g.to), g.cause)})
 	}
-	for _, mk := range t.marks {
-		x := b.x(mk.at)
-		y := 56.0
-		if mk.approval {
-			y = 80
+	for i := range t.findings {
+		f := &t.findings[i]
+		class := verdictClass(f.verdict, f.order, f.result)
+		superseded := ""
+		if f.supersededBy > 0 {
+			superseded = strconv.FormatInt(f.supersededBy, 10)
 		}
-		sm := svgMark{Shape: "polygon", X: fx(x), Y: fx(y), Title: mk.title, Class: mk.class}
-		switch mk.shape {
-		case "circle":
-			sm.Shape = "circle"
-		case "down":
-			sm.Points = fmt.Sprintf("%s,%s %s,%s %s,%s", fx(x-6), fx(y-5), fx(x+6), fx(y-5), fx(x), fx(y+6))
-		case "up":
-			sm.Points = fmt.Sprintf("%s,%s %s,%s %s,%s", fx(x-6), fx(y+5), fx(x+6), fx(y+5), fx(x), fx(y-6))
-		default: // diamond
-			sm.Points = fmt.Sprintf("%s,%s %s,%s %s,%s %s,%s", fx(x), fx(y-6), fx(x+6), fx(y), fx(x), fx(y+6), fx(x-6), fx(y))
+		if len(v.Rows) < maxModelRows {
+			v.Rows = append(v.Rows, findingView{
+				Seq: strconv.FormatInt(f.seq, 10), At: ledger.FormatTime(f.changed), Version: f.version, Kind: f.kind,
+				ChangeType: f.changeType, Verdict: f.verdict, Approver: f.approver, ApprovedBefore: f.approvedBefore, SoD: f.sod,
+				Duration: f.duration(), Result: f.result, SupersededBy: superseded, Class: class,
+			})
+		} else {
+			v.Omitted++
 		}
-		v.Marks = append(v.Marks, sm)
+		shape := "circle"
+		switch f.kind {
+		case policy.KindRollback:
+			shape = "down"
+		case policy.KindRestored:
+			shape = "up"
+		}
+		title := fmt.Sprintf("seq %d: %s of %s version %s, verdict %s", f.seq, f.kind, m.name, f.version, f.verdict)
+		if f.result != "" {
+			title += fmt.Sprintf(", rollback %s (%s)", f.result, f.duration())
+		}
+		v.Marks = append(v.Marks, b.mark(f.observed, 56, shape, class, title))
+		if f.approvedAt != "" {
+			at := f.approvedAt
+			if i := len(at) - len(ledger.TimeLayout); i > 0 {
+				at = at[i:] // the end of an interval
+			}
+			v.Marks = append(v.Marks, b.mark(parseTime(at), 80, "diamond", class,
+				fmt.Sprintf("approval of %s version %s by %s at %s", m.name, f.version, f.approver, f.approvedAt)))
+		}
 	}
 	return v
+}
+
+// mark is an SVG marker of a shape at time at.
+func (b *reportBuilder) mark(at time.Time, y float64, shape, class, title string) svgMark {
+	x := b.x(at)
+	sm := svgMark{Shape: "polygon", X: fx(x), Y: fx(y), Title: title, Class: class}
+	switch shape {
+	case "circle":
+		sm.Shape = "circle"
+	case "down":
+		sm.Points = fmt.Sprintf("%s,%s %s,%s %s,%s", fx(x-6), fx(y-5), fx(x+6), fx(y-5), fx(x), fx(y+6))
+	case "up":
+		sm.Points = fmt.Sprintf("%s,%s %s,%s %s,%s", fx(x-6), fx(y+5), fx(x+6), fx(y+5), fx(x), fx(y-6))
+	default: // diamond
+		sm.Points = fmt.Sprintf("%s,%s %s,%s %s,%s %s,%s", fx(x), fx(y-6), fx(x+6), fx(y), fx(x), fx(y+6), fx(x-6), fx(y))
+	}
+	return sm
 }
 
 // axis returns six ticks across the period.

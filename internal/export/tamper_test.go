@@ -327,6 +327,13 @@ func TestEmptyPeriod(t *testing.T) {
 			if tc.carry > 0 && (len(hist) != 1 || hist[0]["to"] != "") {
 				t.Errorf("production history %v: want the carried-in state, lasting", hist)
 			}
+			page, err := os.ReadFile(filepath.Join(bundle, export.FileReport))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if noModel := strings.Contains(string(page), "No model had an entry in the period."); noModel != (tc.carry == 0) {
+				t.Errorf("report.html says no model: %t, want %t", noModel, tc.carry == 0)
+			}
 		})
 	}
 }

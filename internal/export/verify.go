@@ -637,7 +637,7 @@ func (v *bundleVerifier) checkDerived() error {
 		v.r.fail("%s: says %d entries in the period, %d at its boundary and %d population rows; %s holds %d, %d and %d",
 			FileManifest, m.Range.Entries, m.Range.Boundary, m.Population, FileEvents, d.entries, d.boundary, d.rows)
 	}
-	if !countsEqual(d.counts, m.Counts) {
+	if !countsEqual(d.countsByKind(), m.Counts) {
 		v.r.fail("%s: the counts per source and kind differ from those of %s", FileManifest, FileEvents)
 	}
 	if !slices.Equal(d.configs, m.ConfigApplied) {

@@ -1,6 +1,7 @@
 package export
 
 import (
+	"archive/zip"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -14,8 +15,10 @@ import (
 // sheetName is the worksheet of population.xlsx.
 const sheetName = "population"
 
-// writeXLSX writes population.xlsx from population.csv, streaming: the
-// same cells, numbers as numbers, a frozen header row and an autofilter.
+// writeXLSX writes population.xlsx from population.csv: the same cells,
+// numbers as numbers, a frozen header row and an autofilter. The sheet is
+// streamed (excelize keeps at most 16 MB of it in memory, then uses a
+// temporary file) and so is the zip.
 func writeXLSX(csvPath string, w io.Writer) error {
 	rows, err := countCSVRows(csvPath)
 	if err != nil {
@@ -88,7 +91,11 @@ func writeXLSX(csvPath string, w io.Writer) error {
 	if err := sw.Flush(); err != nil {
 		return fmt.Errorf("xlsx: %w", err)
 	}
-	if err := f.Write(w); err != nil {
+	// excelize builds the whole file in a buffer before writing it; handing
+	// it a zip writer on w streams it instead (the buffer stays empty).
+	zw := zip.NewWriter(w)
+	f.SetZipWriter(func(io.Writer) excelize.ZipWriter { return zw })
+	if err := f.Write(io.Discard); err != nil {
 		return fmt.Errorf("xlsx: %w", err)
 	}
 	return nil

@@ -334,7 +334,7 @@ func (e *evaluator) judgeEntering(m *sources.Model, ms *modelState, id, kind str
 	if ms != nil {
 		hist = ms.versions[id]
 	}
-	j := e.judge(m, v, hist, kind, trig, t, c.Actor, nil)
+	j := e.judge(m, v, hist, kind, trig, -1, t, c.Actor, nil)
 	payload := e.findingPayload(v, j, changeRef(trig), c.Actor, servingBefore, servingAfter)
 	payload["change_type"] = e.changeType(kind, v, hist)
 	if kind == KindRollback {
@@ -479,7 +479,7 @@ func (e *evaluator) rejudge(m *sources.Model, ms *modelState, stayed []string) {
 				attributed[seq] = approverAttr
 			}
 		}
-		j := e.judge(m, v, hist, KindPromotion, trig, latest.t, promoter, attributed)
+		j := e.judge(m, v, hist, KindPromotion, trig, latest.trigger, latest.t, promoter, attributed)
 		if j.reason == ReasonAfter {
 			j.verdict, j.reason = VerdictLate, ""
 		}

@@ -61,9 +61,11 @@ type evidence struct {
 	transition bool
 }
 
-// judge returns the verdict for version v entering P (or re-judged) at time t.
+// judge returns the verdict for version v entering P (or re-judged) at time
+// t. trig is the poll's change that triggers the judgement; promotedBy is the
+// seq of the committed change that moved v into P when re-judging (else -1).
 // attributed maps entry seqs to actors learned in this poll.
-func (e *evaluator) judge(m *sources.Model, v *sources.Version, hist *versionState, kind string, trig int, t Interval, promoter string, attributed map[int64]string) judgement {
+func (e *evaluator) judge(m *sources.Model, v *sources.Version, hist *versionState, kind string, trig int, promotedBy int64, t Interval, promoter string, attributed map[int64]string) judgement {
 	cfg := e.cfg
 	j := judgement{evidenceChange: -1}
 	if kind == KindRollback && hist != nil {
@@ -79,7 +81,7 @@ func (e *evaluator) judge(m *sources.Model, v *sources.Version, hist *versionSta
 		j.verdict, j.reason = VerdictMissing, ReasonNoEvidence
 		return j
 	}
-	ev := e.findEvidence(m.ID, v, hist, trig, t)
+	ev := e.findEvidence(m.ID, v, hist, trig, promotedBy, t)
 	if ev == nil {
 		switch {
 		case cfg.StatusApproval && v.ApprovalStatus == "Rejected":
@@ -123,7 +125,9 @@ func (e *evaluator) judge(m *sources.Model, v *sources.Version, hist *versionSta
 // findEvidence returns the approval evidence of v under the source's
 // approval config: from a change of this poll, else from history. Evidence
 // present at a baseline counts as set at the baseline's observed_at.
-func (e *evaluator) findEvidence(modelID string, v *sources.Version, hist *versionState, trig int, t Interval) *evidence {
+// promotedBy is the seq of the change that moved v into P when re-judging a
+// committed finding, else -1.
+func (e *evaluator) findEvidence(modelID string, v *sources.Version, hist *versionState, trig int, promotedBy int64, t Interval) *evidence {
 	cfg := e.cfg
 	fromHistory := func(approver string) *evidence {
 		if hist == nil || hist.evidence == nil || !hist.evidence.present {
@@ -133,7 +137,8 @@ func (e *evaluator) findEvidence(modelID string, v *sources.Version, hist *versi
 		if approver == "" {
 			approver = h.approver
 		}
-		return &evidence{kind: h.kind, ref: seqRef(h.seq), change: -1, approver: approver, at: h.at}
+		// Evidence that is the promotion itself stays so when re-judged.
+		return &evidence{kind: h.kind, ref: seqRef(h.seq), change: -1, approver: approver, at: h.at, transition: h.seq == promotedBy}
 	}
 	fromChange := func(i int, approver string) *evidence {
 		c := e.change(i)

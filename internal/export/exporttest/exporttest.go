@@ -338,10 +338,10 @@ const FillModels = 200
 // Fill appends batches number from..to-1 of perBatch entries each, as a busy
 // registry would fill a ledger: batch n is observed at Start + n minutes;
 // most entries are version creations, tag and stage changes and snapshots;
-// every batch also holds two production changes with their findings (one
-// approved, one missing its approval), the late approval of the previous
-// batch's missing one, and an hourly coverage entry. About 0.5% of the
-// entries are findings or production changes.
+// every batch also holds two production changes with their findings (in
+// every tenth batch one of them misses its approval, which arrives late in
+// the next batch), and an hourly coverage entry. About 0.4% of the entries
+// are findings or production changes.
 func Fill(ctx context.Context, l *ledger.Ledger, from, to, perBatch int) error {
 	w := &writer{ctx: ctx, l: l, seq: map[string]int64{}}
 	for n := from; n < to; n++ {
@@ -359,14 +359,14 @@ func fillBatch(n, perBatch int, seq map[string]int64) *batch {
 		m := "fraud-model-" + strconv.Itoa(k%FillModels)
 		return m, m + "@2025-01-01T00:00:00.000Z"
 	}
-	// Two promotions: model 2n is approved, model 2n+1 is not.
+	// Two promotions; in every tenth batch the second one has no approval.
 	for k := 0; k < 2; k++ {
 		m, id := model(2*n + k)
 		v := strconv.Itoa(n + 1)
 		prev := strconv.Itoa(n)
 		trig := b.add("", change("stage.changed", m, id, v, at, map[string]any{"from": "Staging", "to": "Production"}))
 		b.add("", production(m, id, at, []string{prev}, []string{v}))
-		if k == 0 {
+		if k == 0 || n%10 != 0 {
 			b.add("", registrywatch("promotion", m, id, v, at, finding(ledger.InBatch(trig), "", "approved", "", "", "",
 				"carol@example.com", "bob@example.com", interval(at.Add(-time.Hour), at.Add(-time.Hour)), []any{}, "standard", prev, v)))
 		} else {

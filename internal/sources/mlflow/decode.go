@@ -401,33 +401,29 @@ func (s *scanner) model(w *wireModel) {
 	})
 }
 
-// readModelsPage reads a registered-models/search answer: the model names and
-// the next page token.
-func readModelsPage(b []byte) (names []string, next string, err error) {
+// readModelsPage reads a registered-models/search answer: the models and the
+// next page token.
+func readModelsPage(b []byte) (models []wireModel, next string, err error) {
 	s := &scanner{b: b}
 	err = s.document(func(k []byte) {
 		switch string(k) {
 		case "registered_models":
-			names = nil
+			models = nil
 			if s.null() {
 				return
 			}
 			s.array(func() {
-				var name string
+				var w wireModel
 				if !s.null() {
-					s.object(func(k []byte) {
-						if string(k) == "name" {
-							s.setString(&name)
-						}
-					})
+					s.model(&w)
 				}
-				names = append(names, name)
+				models = append(models, w)
 			})
 		case "next_page_token":
 			s.setString(&next)
 		}
 	})
-	return names, next, err
+	return models, next, err
 }
 
 // scanVersionsPage reads a model-versions/search answer, handing each
@@ -534,19 +530,32 @@ func readRequests(b []byte) ([]wireActivity, error) {
 	return out, err
 }
 
-// decodeModelsPage decodes a registered-models/search page into the model
-// names it lists and the next page token.
-func decodeModelsPage(b []byte) ([]string, string, error) {
-	names, next, err := readModelsPage(b)
+// modelsPage is one decoded registered-models/search page.
+type modelsPage struct {
+	// models are the models listed, each with a name; they are converted
+	// (and validated further) only when used.
+	models []wireModel
+	next   string
+	// aliases reports whether some model of the page carries an aliases
+	// key: the registry includes aliases in its search answers (it omits
+	// the key when a model has none).
+	aliases bool
+}
+
+// decodeModelsPage decodes a registered-models/search page.
+func decodeModelsPage(b []byte) (modelsPage, error) {
+	models, next, err := readModelsPage(b)
 	if err != nil {
-		return nil, "", err
+		return modelsPage{}, err
 	}
-	for _, n := range names {
-		if n == "" {
-			return nil, "", malformed("registered model without a name")
+	p := modelsPage{models: models, next: next}
+	for i := range models {
+		if models[i].Name == "" {
+			return modelsPage{}, malformed("registered model without a name")
 		}
+		p.aliases = p.aliases || models[i].Aliases != nil
 	}
-	return names, next, nil
+	return p, nil
 }
 
 // decodeModel decodes a registered-models/get answer.

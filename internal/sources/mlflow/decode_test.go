@@ -85,8 +85,12 @@ func FuzzDecoders(f *testing.F) {
 				t.Fatalf("error is not a malformed-response error: %v", err)
 			}
 		}
-		_, _, err := decodeModelsPage(data)
+		page, err := decodeModelsPage(data)
 		checkErr(err)
+		for i := range page.models {
+			_, err := convertModel(&page.models[i])
+			checkErr(err)
+		}
 		_, err = decodeModel(data)
 		checkErr(err)
 		_, _, err = decodeVersionsPage(data)
@@ -168,20 +172,14 @@ func compareWithEncodingJSON(t *testing.T, data []byte) {
 			t.Fatalf("%s: scanner and encoding/json differ (-json +scanner):\n%s\ninput %q", what, diff, data)
 		}
 	}
-	names, next, err := readModelsPage(data)
-	agree("models page", []any{names, next}, err, func() (any, error) {
+	models, next, err := readModelsPage(data)
+	agree("models page", []any{models, next}, err, func() (any, error) {
 		var p struct {
-			Models []struct {
-				Name string `json:"name"`
-			} `json:"registered_models"`
-			Next string `json:"next_page_token"`
+			Models []wireModel `json:"registered_models"`
+			Next   string      `json:"next_page_token"`
 		}
 		err := json.Unmarshal(data, &p)
-		var ns []string
-		for _, m := range p.Models {
-			ns = append(ns, m.Name)
-		}
-		return []any{ns, p.Next}, err
+		return []any{p.Models, p.Next}, err
 	})
 	vs, next, err := readVersionsPage(data)
 	agree("versions page", []any{vs, next}, err, func() (any, error) {
@@ -249,9 +247,14 @@ func TestRecordedBodies(t *testing.T) {
 	for _, b := range bodies {
 		switch {
 		case bytes.Contains(b, []byte(`"registered_models"`)):
-			names, _, err := decodeModelsPage(b)
-			if err != nil || len(names) == 0 {
+			page, err := decodeModelsPage(b)
+			if err != nil || len(page.models) == 0 {
 				t.Errorf("models page: %v %q", err, b)
+			}
+			for i := range page.models {
+				if _, err := convertModel(&page.models[i]); err != nil {
+					t.Errorf("models page: %v", err)
+				}
 			}
 			counts["models"]++
 		case bytes.Contains(b, []byte(`"model_versions"`)):

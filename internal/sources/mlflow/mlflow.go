@@ -3,12 +3,15 @@
 // endpoints, plus transition requests).
 //
 // One poll lists the registered models (registered-models/search, pages of
-// 1000), reads each model in scope with registered-models/get (the only
-// answer that carries aliases), reads the versions with model-versions/search
-// in the largest page the registry allows, and confirms every model or
-// version that the last snapshot had and this one lacks with a direct get
-// before leaving it out: search pages are offsets, so rows shift between pages
-// when the registry changes during a poll.
+// 1000), reads the versions with model-versions/search in the largest page
+// the registry allows, and confirms every model or version that the last
+// snapshot had and this one lacks with a direct get before leaving it out:
+// search pages are offsets, so rows shift between pages when the registry
+// changes during a poll. Open-source MLflow 2.x and 3.x include each model's
+// aliases, tags and description in the model search; when some model of the
+// listing carries aliases, the listing is the models' state. Otherwise (a
+// registry whose search omits aliases, or one without any alias, which look
+// the same) each model in scope is read with registered-models/get.
 package mlflow
 
 import (
@@ -20,8 +23,8 @@ import (
 	"net/http"
 	"net/url"
 	"path"
-	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -76,6 +79,8 @@ type Client struct {
 	modelsPage   int
 	versionsPage int
 	log          *slog.Logger
+	// cache holds what the last successful poll read and built.
+	cache cache
 }
 
 var _ sources.Source = (*Client)(nil)
@@ -152,13 +157,20 @@ func (c *Client) VersionURL(name, v string) string {
 
 // Snapshot reads the whole registry (the models in scope) and returns its
 // state, or an error naming the source and the endpoint that failed.
+//
+// Answers byte-identical to those of the last successful poll are not decoded
+// again, and a model whose versions did not change keeps the Versions slice
+// of the last snapshot: consecutive snapshots of a client share those slices,
+// and strings, which neither the client nor its callers modify.
 func (c *Client) Snapshot(ctx context.Context, prev sources.Previous) (sources.Result, error) {
 	start := c.http.Requests()
-	p := &poll{c: c, models: map[string]*modelState{}}
+	p := &poll{c: c, models: map[string]*modelState{}, last: c.cache.get()}
+	p.next.pages = map[string]cachedPage{}
 	snap, err := p.run(ctx, prev.Snapshot)
 	if err != nil {
 		return sources.Result{}, err
 	}
+	c.cache.set(p.next)
 	return sources.Result{Snapshot: snap, Requests: int(c.http.Requests() - start)}, nil
 }
 
@@ -168,28 +180,77 @@ type versionRef struct{ model, version string }
 // modelState is one model being assembled.
 type modelState struct {
 	model
-	versions map[string]*version
+	// versions are the versions read, in the order read; once sorted, by
+	// version number, one per version. They MUST NOT be modified: they
+	// belong to cached answers.
+	versions []*version
+	sorted   bool
 }
 
-// add keeps v unless the model already has a newer copy of it (rows repeat
-// across pages when the registry changes during a poll).
-func (m *modelState) add(v *version) {
-	if old, ok := m.versions[v.v.ID]; ok && old.updated > v.updated {
+// add appends the versions vs (rows repeat across pages when the registry
+// changes during a poll: sort keeps the newest copy). A model's first set of
+// versions is kept as given (sorted, from a versionsPage), so it is never
+// appended to in place.
+func (m *modelState) add(vs ...*version) {
+	if len(m.versions) == 0 {
+		m.versions = vs[:len(vs):len(vs)]
 		return
 	}
-	m.versions[v.v.ID] = v
+	m.versions = append(m.versions, vs...)
+	m.sorted = false
+}
+
+// sort orders the versions by number and keeps one copy of each.
+func (m *modelState) sort() {
+	if !m.sorted {
+		m.versions = sortVersions(m.versions)
+		m.sorted = true
+	}
+}
+
+// sortVersions sorts vs in place by version number and keeps one copy of
+// each: the one updated last, and of equal copies the one read last.
+func sortVersions(vs []*version) []*version {
+	slices.SortStableFunc(vs, func(a, b *version) int { return cmp.Compare(a.v.Order, b.v.Order) })
+	out := vs[:0]
+	for i := 0; i < len(vs); {
+		best, j := vs[i], i+1
+		for ; j < len(vs) && vs[j].v.Order == best.v.Order; j++ {
+			if vs[j].updated >= best.updated {
+				best = vs[j]
+			}
+		}
+		out = append(out, best)
+		i = j
+	}
+	clear(vs[len(out):])
+	return out
 }
 
 // poll is the state of one Snapshot call.
 type poll struct {
 	c      *Client
 	models map[string]*modelState
+	// requests are the open transition requests by version (Databricks).
+	requests map[versionRef][]sources.Request
+	// last is what the last successful poll left; next collects this
+	// poll's answers (guarded by mu) and built models.
+	last cacheState
+	mu   sync.Mutex
+	next cacheState
+}
+
+// sortModels sorts the versions of every model.
+func (p *poll) sortModels() {
+	for _, m := range p.models {
+		m.sort()
+	}
 }
 
 func (p *poll) run(ctx context.Context, prev *sources.Snapshot) (*sources.Snapshot, error) {
-	var pages [][]version
+	var pages []versionsPage
 	searchAll := func(ctx context.Context) error {
-		return p.searchVersions(ctx, "", func(page []version) { pages = append(pages, page) })
+		return p.searchVersions(ctx, "", func(page versionsPage) { pages = append(pages, page) })
 	}
 	if len(p.c.globs) == 0 {
 		// Every model is in scope: one search of the whole registry, read
@@ -198,21 +259,21 @@ func (p *poll) run(ctx context.Context, prev *sources.Snapshot) (*sources.Snapsh
 			return nil, err
 		}
 	} else {
-		listed, total, err := p.listModels(ctx)
+		l, err := p.listModels(ctx)
 		if err != nil {
 			return nil, err
 		}
 		// A few models of many: one filtered search per model.
-		each := len(listed) <= filteredSearchMax && 4*len(listed) <= total
+		each := len(l.names) <= filteredSearchMax && 4*len(l.names) <= l.total
 		var also func(context.Context) error
-		if len(listed) > 0 && !each {
+		if len(l.names) > 0 && !each {
 			also = searchAll
 		}
-		if err := p.getModels(ctx, listed, also, p.c.concurrency); err != nil {
+		if err := p.getModels(ctx, l, also, p.c.concurrency); err != nil {
 			return nil, err
 		}
-		if len(listed) > 0 && each {
-			if err := p.searchEach(ctx, listed); err != nil {
+		if len(l.names) > 0 && each {
+			if err := p.searchEach(ctx, l.names); err != nil {
 				return nil, err
 			}
 		}
@@ -224,10 +285,12 @@ func (p *poll) run(ctx context.Context, prev *sources.Snapshot) (*sources.Snapsh
 		if err := p.confirmModels(ctx, prev); err != nil {
 			return nil, err
 		}
+		p.sortModels()
 		if err := p.confirmVersions(ctx, prev); err != nil {
 			return nil, err
 		}
 	}
+	p.sortModels()
 	if p.c.databricks {
 		if err := p.listRequests(ctx); err != nil {
 			return nil, err
@@ -240,11 +303,11 @@ func (p *poll) run(ctx context.Context, prev *sources.Snapshot) (*sources.Snapsh
 // the source's concurrency.
 func (p *poll) listAndGet(ctx context.Context, search func(context.Context) error) error {
 	listAndGet := func(ctx context.Context, limit int) error {
-		names, _, err := p.listModels(ctx)
+		l, err := p.listModels(ctx)
 		if err != nil {
 			return err
 		}
-		return p.getModels(ctx, names, nil, limit)
+		return p.getModels(ctx, l, nil, limit)
 	}
 	if p.c.concurrency < 2 {
 		if err := search(ctx); err != nil {
@@ -261,39 +324,54 @@ func (p *poll) listAndGet(ctx context.Context, search func(context.Context) erro
 	return ctx.Err()
 }
 
-// listModels pages through registered-models/search and returns the names in
-// scope (deduplicated) and the number of models listed in all.
-func (p *poll) listModels(ctx context.Context) ([]string, int, error) {
+// listing is what registered-models/search returned.
+type listing struct {
+	// names are the models in scope, deduplicated, in listing order.
+	names []string
+	// total counts every model listed, in scope or not.
+	total int
+	// models holds the last copy listed of each model in scope.
+	models map[string]*listedModel
+	// aliases reports whether some model listed carried an aliases key.
+	aliases bool
+}
+
+// listModels pages through registered-models/search.
+func (p *poll) listModels(ctx context.Context) (listing, error) {
+	l := listing{models: map[string]*listedModel{}}
 	seen := map[string]bool{}
-	var names []string
-	total := 0
 	token := ""
 	for {
-		q := url.Values{"max_results": {fmt.Sprint(p.c.modelsPage)}}
+		q := url.Values{"max_results": {strconv.Itoa(p.c.modelsPage)}}
 		if token != "" {
 			q.Set("page_token", token)
 		}
-		var page []string
-		err := p.c.http.Do(ctx, sources.Call{Method: http.MethodGet, Path: pathSearchModels, Query: q}, func(b []byte) error {
+		var page listedPage
+		call := sources.Call{Method: http.MethodGet, Path: pathSearchModels, Query: q}
+		err := p.c.http.Do(ctx, call, func(b []byte) error {
 			var err error
-			page, token, err = decodeModelsPage(b)
+			page, err = decodePage(p, call, b, p.c.decodeModelsPage)
 			return err
 		})
 		if err != nil {
-			return nil, 0, err
+			return listing{}, err
 		}
-		for _, n := range page {
-			if seen[n] {
-				continue
+		l.aliases = l.aliases || page.aliases
+		for i := range page.models {
+			lm := &page.models[i]
+			if !seen[lm.name] {
+				seen[lm.name] = true
+				l.total++
+				if p.c.inScope(lm.name) {
+					l.names = append(l.names, lm.name)
+				}
 			}
-			seen[n] = true
-			total++
-			if p.c.inScope(n) {
-				names = append(names, n)
+			if p.c.inScope(lm.name) {
+				l.models[lm.name] = lm // a later page is a later read
 			}
 		}
-		if token == "" {
-			return names, total, nil
+		if token = page.next; token == "" {
+			return l, nil
 		}
 	}
 }
@@ -312,9 +390,28 @@ func (p *poll) getModel(ctx context.Context, name string) (model, error) {
 	return m, err
 }
 
-// getModels reads the named models, and runs also (when not nil) among the
-// same set of at most limit concurrent requests.
-func (p *poll) getModels(ctx context.Context, names []string, also func(context.Context) error, limit int) error {
+// getModels adds the models listed in scope. When the registry's search
+// answers carry aliases, the listing holds everything registered-models/get
+// would say, and also (when not nil) runs alone. Otherwise it reads each
+// model with registered-models/get, running also among the same set of at
+// most limit concurrent requests: a registry whose search omits aliases
+// (older MLflow, Databricks), or one where no model has an alias, which looks
+// the same.
+func (p *poll) getModels(ctx context.Context, l listing, also func(context.Context) error, limit int) error {
+	if l.aliases {
+		for _, name := range l.names {
+			lm := l.models[name]
+			if lm.err != nil {
+				return p.c.http.Errorf(sources.Call{Method: http.MethodGet, Path: pathSearchModels}, "decode response: %w", lm.err)
+			}
+			p.addModel(lm.m)
+		}
+		if also == nil {
+			return nil
+		}
+		return also(ctx)
+	}
+	names := l.names
 	got := make([]model, len(names))
 	err := p.eachLimit(ctx, len(names)+1, limit, func(ctx context.Context, i int) error {
 		if i == 0 {
@@ -341,7 +438,7 @@ func (p *poll) getModels(ctx context.Context, names []string, also func(context.
 }
 
 func (p *poll) addModel(m model) *modelState {
-	st := &modelState{model: m, versions: map[string]*version{}}
+	st := &modelState{model: m, sorted: true}
 	p.models[m.m.Name] = st
 	return st
 }
@@ -371,27 +468,28 @@ func (p *poll) eachLimit(ctx context.Context, n, limit int, fn func(ctx context.
 }
 
 // searchVersions pages through model-versions/search with filter.
-func (p *poll) searchVersions(ctx context.Context, filter string, keep func([]version)) error {
+func (p *poll) searchVersions(ctx context.Context, filter string, keep func(versionsPage)) error {
 	token := ""
 	for {
-		q := url.Values{"max_results": {fmt.Sprint(p.c.versionsPage)}}
+		q := url.Values{"max_results": {strconv.Itoa(p.c.versionsPage)}}
 		if filter != "" {
 			q.Set("filter", filter)
 		}
 		if token != "" {
 			q.Set("page_token", token)
 		}
-		var page []version
-		err := p.c.http.Do(ctx, sources.Call{Method: http.MethodGet, Path: pathSearchVersions, Query: q}, func(b []byte) error {
+		var page versionsPage
+		call := sources.Call{Method: http.MethodGet, Path: pathSearchVersions, Query: q}
+		err := p.c.http.Do(ctx, call, func(b []byte) error {
 			var err error
-			page, token, err = decodeVersionsPage(b)
+			page, err = decodePage(p, call, b, p.c.decodeVersionsPage)
 			return err
 		})
 		if err != nil {
 			return err
 		}
 		keep(page)
-		if token == "" {
+		if token = page.next; token == "" {
 			return nil
 		}
 	}
@@ -400,19 +498,21 @@ func (p *poll) searchVersions(ctx context.Context, filter string, keep func([]ve
 // searchAll reads every version of the registry and keeps those of the
 // models read.
 func (p *poll) searchAll(ctx context.Context) error {
-	return p.searchVersions(ctx, "", func(page []version) { p.keep(page, "") })
+	return p.searchVersions(ctx, "", func(page versionsPage) { p.keep(page, "") })
 }
 
 // keep adds the versions of a page to their models, if read (and, when only
 // is set, to that model only).
-func (p *poll) keep(page []version, only string) {
-	for i := range page {
-		v := &page[i]
-		if only != "" && v.model != only {
-			continue
+func (p *poll) keep(page versionsPage, only string) {
+	if only != "" {
+		if m, ok := p.models[only]; ok {
+			m.add(page.byModel[only]...)
 		}
-		if m, ok := p.models[v.model]; ok {
-			m.add(v)
+		return
+	}
+	for name, vs := range page.byModel {
+		if m, ok := p.models[name]; ok {
+			m.add(vs...)
 		}
 	}
 }
@@ -436,10 +536,10 @@ func (p *poll) searchEach(ctx context.Context, names []string) error {
 			return p.searchAll(ctx)
 		}
 	}
-	got := make([][][]version, len(names))
+	got := make([][]versionsPage, len(names))
 	err := p.each(ctx, len(names), func(ctx context.Context, i int) error {
 		f, _ := nameFilter(names[i])
-		return p.searchVersions(ctx, f, func(page []version) { got[i] = append(got[i], page) })
+		return p.searchVersions(ctx, f, func(page versionsPage) { got[i] = append(got[i], page) })
 	})
 	if err != nil {
 		return err
@@ -511,6 +611,26 @@ func (p *poll) confirmModels(ctx context.Context, prev *sources.Snapshot) error 
 	return p.searchEach(ctx, back)
 }
 
+// missingFrom returns the ids of the versions of prev that have is missing
+// (have sorted by number; prev normally too).
+func missingFrom(prev []sources.Version, have []*version) []string {
+	var out []string
+	j := 0
+	for i := range prev {
+		v := &prev[i]
+		if i > 0 && v.Order < prev[i-1].Order {
+			j = 0 // prev is not sorted: search from the start
+		}
+		for j < len(have) && have[j].v.Order < v.Order {
+			j++
+		}
+		if j == len(have) || have[j].v.Order != v.Order || have[j].v.ID != v.ID {
+			out = append(out, v.ID)
+		}
+	}
+	return out
+}
+
 // confirmVersions checks every version of prev whose model is present but
 // that the search did not return.
 func (p *poll) confirmVersions(ctx context.Context, prev *sources.Snapshot) error {
@@ -520,10 +640,8 @@ func (p *poll) confirmVersions(ctx context.Context, prev *sources.Snapshot) erro
 		if !ok {
 			continue
 		}
-		for _, v := range m.Versions {
-			if _, ok := st.versions[v.ID]; !ok {
-				missing = append(missing, versionRef{m.Name, v.ID})
-			}
+		for _, id := range missingFrom(m.Versions, st.versions) {
+			missing = append(missing, versionRef{m.Name, id})
 		}
 	}
 	found := make([]*version, len(missing))
@@ -537,6 +655,7 @@ func (p *poll) confirmVersions(ctx context.Context, prev *sources.Snapshot) erro
 				if v, err = decodeVersion(b); err == nil && (v.model != r.model || v.v.ID != r.version) {
 					err = malformed("asked for %s version %s, got %s version %s", r.model, r.version, v.model, v.v.ID)
 				}
+				v.v.URL = p.c.VersionURL(v.model, v.v.ID)
 				return err
 			})
 		})
@@ -563,9 +682,9 @@ func (p *poll) confirmVersions(ctx context.Context, prev *sources.Snapshot) erro
 func (p *poll) listRequests(ctx context.Context) error {
 	var refs []versionRef
 	for name, m := range p.models {
-		for id, v := range m.versions {
+		for _, v := range m.versions {
 			if v.v.Stage != "Archived" {
-				refs = append(refs, versionRef{name, id})
+				refs = append(refs, versionRef{name, v.v.ID})
 			}
 		}
 	}
@@ -581,52 +700,11 @@ func (p *poll) listRequests(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	p.requests = make(map[versionRef][]sources.Request, len(refs))
 	for i, r := range refs {
-		p.models[r.model].versions[r.version].v.Requests = got[i]
-	}
-	return nil
-}
-
-// assemble builds the sorted snapshot. Models are built and sorted in
-// parallel chunks (Sort orders each model independently, then the models by
-// name, so sorting the chunks of a name-ordered list sorts the whole).
-func (p *poll) assemble() *sources.Snapshot {
-	names := make([]string, 0, len(p.models))
-	for name := range p.models {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	snap := &sources.Snapshot{Models: make([]sources.Model, len(names))}
-	workers := min(runtime.GOMAXPROCS(0), max(1, len(names)/64))
-	chunk := (len(names) + workers - 1) / max(workers, 1)
-	var wg sync.WaitGroup
-	for lo := 0; lo < len(names); lo += chunk {
-		hi := min(lo+chunk, len(names))
-		wg.Go(func() {
-			for i := lo; i < hi; i++ {
-				snap.Models[i] = p.buildModel(names[i])
-			}
-			(&sources.Snapshot{Models: snap.Models[lo:hi]}).Sort()
-		})
-	}
-	wg.Wait()
-	snap.Sort() // on sorted input this only checks the order
-	return snap
-}
-
-func (p *poll) buildModel(name string) sources.Model {
-	st := p.models[name]
-	m := st.m
-	m.URL = p.c.ModelURL(name)
-	m.Versions = make([]sources.Version, 0, len(st.versions))
-	for id, v := range st.versions {
-		m.Versions = append(m.Versions, v.v)
-		sv := &m.Versions[len(m.Versions)-1]
-		sv.URL = m.URL + "/versions/" + id // ids are validated decimal numbers
-		if a := st.aliases[id]; len(a) > 0 {
-			sv.Aliases = append([]string{}, a...)
+		if len(got[i]) > 0 {
+			p.requests[r] = got[i]
 		}
 	}
-	slices.SortFunc(m.Versions, func(a, b sources.Version) int { return cmp.Compare(a.Order, b.Order) })
-	return m
+	return nil
 }

@@ -1,10 +1,15 @@
 package mlflow
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -196,9 +201,100 @@ func TestSnapshotContent(t *testing.T) {
 	if diff := cmp.Diff(want, snap); diff != "" {
 		t.Fatalf("snapshot (-want +got):\n%s", diff)
 	}
-	// 1 model search + 2 model gets + 1 version search.
-	if got := len(e.fake.Requests()); got != 4 {
-		t.Errorf("%d requests, want 4", got)
+	// The model search carries the aliases: 1 model search + 1 version search.
+	if got := len(e.fake.Requests()); got != 2 {
+		t.Errorf("%d requests, want 2", got)
+	}
+}
+
+// stripAliases is a RoundTripper that removes the aliases of every model in
+// registered-models/search answers, as registries whose search omits them do.
+type stripAliases struct{ next http.RoundTripper }
+
+func (s stripAliases) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := s.next.RoundTrip(req)
+	if err != nil || !strings.HasSuffix(req.URL.Path, "registered-models/search") || resp.StatusCode != http.StatusOK {
+		return resp, err
+	}
+	defer resp.Body.Close()
+	var page map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&page); err != nil {
+		return nil, err
+	}
+	models, _ := page["registered_models"].([]any)
+	for _, m := range models {
+		delete(m.(map[string]any), "aliases")
+	}
+	b, err := json.Marshal(page)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	resp.ContentLength = int64(len(b))
+	resp.Header.Del("Content-Length")
+	return resp, nil
+}
+
+// TestAliasesFromSearch checks both ways of reading the models: from the
+// model search when some model listed carries aliases (no gets), else with
+// one registered-models/get per model; and that a registry whose search omits
+// aliases (the same fake behind stripAliases) gives the same snapshot,
+// aliases included.
+func TestAliasesFromSearch(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		aliases  map[string]string // model -> version of its champion alias
+		pageSize int
+		wantGets int
+	}{
+		{name: "search carries aliases", aliases: map[string]string{"a": "2", "c": "1"}, wantGets: 0},
+		{name: "only the last page has an alias", aliases: map[string]string{"c": "1"}, pageSize: 1, wantGets: 0},
+		{name: "no alias anywhere", wantGets: 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, sources.TypeMLflow, mlflowfake.Options{}, nil)
+			for _, n := range []string{"a", "b", "c"} {
+				e.must(e.fake.CreateModel(n, mlflowfake.ModelSpec{Tags: []mlflowfake.Tag{{Key: "team", Value: n}}}))
+				for range 2 {
+					e.tick()
+					_, err := e.fake.CreateVersion(n, mlflowfake.VersionSpec{Source: "s3://x"})
+					e.must(err)
+				}
+			}
+			for m, v := range tc.aliases {
+				e.must(e.fake.SetAlias(m, "champion", v))
+			}
+			poll := func(what string, wantGets int) *sources.Snapshot {
+				t.Helper()
+				if tc.pageSize > 0 {
+					e.c.modelsPage = tc.pageSize
+				}
+				before := e.count("registered-models/get")
+				snap := e.ok(nil)
+				if n := e.count("registered-models/get") - before; n != wantGets {
+					t.Errorf("%s: %d model gets, want %d", what, n, wantGets)
+				}
+				for m, v := range tc.aliases {
+					if a := findVersion(snap, m, v).Aliases; !slices.Equal(a, []string{"champion"}) {
+						t.Errorf("%s: %s@%s aliases %v, want [champion]", what, m, v, a)
+					}
+				}
+				if m := findModel(snap, "b"); m == nil || len(m.Tags) != 1 || m.Tags[0].Value != "b" {
+					t.Errorf("%s: model b: %+v", what, m)
+				}
+				return snap
+			}
+			got := poll("the fake's answers", tc.wantGets)
+			c, err := New(config.Source{Name: "reg-mlflow", Type: sources.TypeMLflow, URL: e.srv.URL, Concurrency: 4,
+				Timeout: config.Duration(time.Hour)},
+				Options{Clock: e.clk, HTTPClient: &http.Client{Transport: stripAliases{http.DefaultTransport}}})
+			e.must(err)
+			e.c = c
+			want := poll("search without aliases", 3)
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("snapshot (-read with gets +read from the search):\n%s", diff)
+			}
+		})
 	}
 }
 
