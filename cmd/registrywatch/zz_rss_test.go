@@ -50,6 +50,29 @@ func TestZRSS(t *testing.T) {
 	t.Logf("VmRSS %.1f anon %.1f file %.1f", rss, anon, file)
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
 	os.WriteFile("/tmp/zz_smaps.txt", b, 0o644)
+	if os.Getenv("ZDUMP") != "" {
+		blocks := regexp.MustCompile(`(?m)^([0-9a-f]+)-([0-9a-f]+) `).FindAllStringSubmatchIndex(string(b), -1)
+		for i, bl := range blocks {
+			end := len(b)
+			if i+1 < len(blocks) {
+				end = blocks[i+1][0]
+			}
+			seg := string(b[bl[0]:end])
+			var lo, hi uint64
+			fmt.Sscanf(seg, "%x-%x", &lo, &hi)
+			am := regexp.MustCompile(`Anonymous:\s+(\d+)`).FindStringSubmatch(seg)
+			var anon int
+			fmt.Sscan(am[1], &anon)
+			if anon > 1000 { t.Logf("region %x-%x anon %d", lo, hi, anon) }
+			if anon > 1200 && anon < 2000 && (hi-lo) < 2000*1024 {
+				f, _ := os.Open(fmt.Sprintf("/proc/%d/mem", pid))
+				buf := make([]byte, hi-lo)
+				f.ReadAt(buf, int64(lo))
+				os.WriteFile("/tmp/zz_dump.bin", buf, 0o644)
+				t.Logf("dumped %x-%x", lo, hi)
+			}
+		}
+	}
 	m := regexp.MustCompile(`http=(127\.0\.0\.1:\d+)|listen=(127\.0\.0\.1:\d+)|addr=(127\.0\.0\.1:\d+)`).FindStringSubmatch(c.output())
 	if m != nil {
 		addr := m[1] + m[2] + m[3]

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/registrywatch/registrywatch/internal/sources"
@@ -171,7 +172,8 @@ func (p *poll) assemble() *sources.Snapshot {
 }
 
 // buildModels builds the models named into out, and what they were built
-// from into built.
+// from into built. A version's Tags and Raw are those of its decoded value
+// (sorted when decoded), shared with the cache.
 func (p *poll) buildModels(names []string, out []sources.Model, built []builtModel) {
 	var fresh []int
 	nv, nkv := 0, 0
@@ -184,21 +186,8 @@ func (p *poll) buildModels(names []string, out []sources.Model, built []builtMod
 		}
 		fresh = append(fresh, i)
 		nv += len(st.versions)
-		for _, v := range st.versions {
-			nkv += len(v.v.Tags) + len(v.v.Raw)
-		}
 	}
 	vslab := make([]sources.Version, nv)
-	kvslab := make([]sources.KV, nkv)
-	kvs := func(kv []sources.KV) []sources.KV {
-		if kv == nil {
-			return nil
-		}
-		n := copy(kvslab, kv)
-		out := kvslab[:n:n]
-		kvslab = kvslab[n:]
-		return out
-	}
 	for _, i := range fresh {
 		name := names[i]
 		st := p.models[name]
@@ -209,19 +198,29 @@ func (p *poll) buildModels(names []string, out []sources.Model, built []builtMod
 		for j, v := range st.versions {
 			sv := &vs[j]
 			*sv = v.v
-			sv.Tags, sv.Raw = kvs(sv.Tags), kvs(sv.Raw)
 			sv.Aliases = []string{}
 			if a := st.aliases[sv.ID]; len(a) > 0 {
-				sv.Aliases = append(sv.Aliases, a...)
+				sv.Aliases = slices.Sorted(slices.Values(a))
 			}
 			if r := p.requests[versionRef{name, sv.ID}]; len(r) > 0 {
+				slices.SortFunc(r, func(a, b sources.Request) int { return strings.Compare(a.ID, b.ID) })
 				sv.Requests = r
 				requests = true
 			}
 		}
 		built[i] = builtModel{from: st.versions, aliases: st.aliases, requests: requests, versions: vs}
-		// Sorts the tags, raw fields and aliases built.
-		(&sources.Snapshot{Models: []sources.Model{{Versions: vs}}}).Sort()
+	}
+	// The model-level slices are copied: each snapshot may change its
+	// models (the diff carries model ids over).
+	kvslab := make([]sources.KV, nkv)
+	kvs := func(kv []sources.KV) []sources.KV {
+		if kv == nil {
+			return nil
+		}
+		n := copy(kvslab, kv)
+		out := kvslab[:n:n]
+		kvslab = kvslab[n:]
+		return out
 	}
 	for i, name := range names {
 		st := p.models[name]

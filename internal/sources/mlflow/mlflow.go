@@ -27,6 +27,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -50,6 +51,7 @@ const (
 	versionsPageSize           = 200000
 	versionsPageSizeDatabricks = 10000
 	defaultConcurrency         = 8
+	idleConnTimeout            = 5 * time.Second
 	// filteredSearchMax is the largest number of models in scope for which
 	// one filtered version search per model beats one search of the whole
 	// registry, provided they are at most a quarter of the registry.
@@ -99,7 +101,20 @@ func New(cfg config.Source, opts Options) (*Client, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h, err := sources.NewHTTP(cfg, sources.HTTPOptions{Client: opts.HTTPClient, Clock: opts.Clock, Logger: log})
+	hc := opts.HTTPClient
+	if hc == nil {
+		var err error
+		if hc, err = sources.NewHTTPClient(cfg); err != nil {
+			return nil, err
+		}
+		if tr, ok := hc.Transport.(*http.Transport); ok {
+			// MLflow's servers close idle connections after a few seconds
+			// (gunicorn 2 s, uvicorn 5 s): keeping them longer between
+			// polls only holds memory.
+			tr.IdleConnTimeout = idleConnTimeout
+		}
+	}
+	h, err := sources.NewHTTP(cfg, sources.HTTPOptions{Client: hc, Clock: opts.Clock, Logger: log})
 	if err != nil {
 		return nil, err
 	}
