@@ -18,10 +18,15 @@ import (
 type activity struct {
 	clk clock.Clock
 
-	mu      sync.Mutex
-	loops   map[string]*loopState
-	owed    bool   // an alert delivery is owed
-	gen     uint64 // bumped by each commit that queued alerts
+	mu    sync.Mutex
+	loops map[string]*loopState
+	owed  bool   // an alert delivery is owed
+	gen   uint64 // bumped by each commit that queued alerts
+	// backoff is set while the dispatcher waits on a retry backoff: Kick
+	// does not cut it short, so a commit queuing alerts meanwhile owes no
+	// delivery before the backoff's timer fires and the dispatcher reads
+	// the outbox again.
+	backoff bool
 	waiters []chan struct{}
 }
 
@@ -83,15 +88,18 @@ func (a *activity) set(name string, parked bool, until time.Time) {
 func (a *activity) queued() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.owed = true
+	if !a.backoff {
+		a.owed = true
+	}
 	a.gen++
 }
 
 // generation returns the current commit generation, read before the
-// dispatcher reads the outbox.
+// dispatcher reads the outbox (which ends any backoff).
 func (a *activity) generation() uint64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.backoff = false
 	return a.gen
 }
 
@@ -107,11 +115,11 @@ func (a *activity) drained(gen uint64) {
 }
 
 // backingOff records that the dispatcher parked on a retry backoff: it owes
-// nothing until its timer fires.
+// nothing until its timer fires, even when commits queue alerts meanwhile.
 func (a *activity) backingOff() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.owed = false
+	a.owed, a.backoff = false, true
 	a.notifyLocked()
 }
 

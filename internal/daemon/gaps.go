@@ -163,7 +163,9 @@ func (w *watcher) startGaps(ctx context.Context, now time.Time, detectDown bool)
 			return fmt.Errorf("source %s: record coverage gap: %w", w.name, err)
 		}
 	}
-	return nil
+	// A downtime longer than alerts.coverage_gap is late already: say so
+	// now, before the first poll closes the gap.
+	return w.late(ctx, now)
 }
 
 // afterPoll updates the gap after a poll that started at start: a success

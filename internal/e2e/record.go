@@ -96,10 +96,11 @@ type Interval struct{ From, To time.Time }
 // Contains reports whether t lies in [From, To].
 func (i Interval) Contains(t time.Time) bool { return !t.Before(i.From) && !t.After(i.To) }
 
-// Overlaps reports whether i and o share an instant, o being half-open
-// [o.From, o.To).
+// overlapsWindow reports whether i and the half-open window [o.From, o.To)
+// share an instant.
 func (i Interval) overlapsWindow(o Interval) bool { return i.From.Before(o.To) && !i.To.Before(o.From) }
 
+// String formats the interval as ISO 8601 "from/to".
 func (i Interval) String() string { return fmtTime(i.From) + "/" + fmtTime(i.To) }
 
 func fmtTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
@@ -129,45 +130,37 @@ type Item struct {
 // Items lists every expected item of the record.
 func (r *Record) Items() []Item {
 	var items []Item
-	add := func(name string, n int, without, twice func(i int) *Record) {
-		for i := range n {
-			items = append(items, Item{Name: fmt.Sprintf("%s %d", name, i), Without: func() *Record { return without(i) }, Twice: func() *Record { return twice(i) }})
-		}
-	}
-	add("population", len(r.Population),
-		func(i int) *Record { c := r.clone(); c.Population = remove(c.Population, i); return c },
-		func(i int) *Record { c := r.clone(); c.Population = append(c.Population, c.Population[i]); return c })
-	add("exception", len(r.Exceptions),
-		func(i int) *Record { c := r.clone(); c.Exceptions = remove(c.Exceptions, i); return c },
-		func(i int) *Record { c := r.clone(); c.Exceptions = append(c.Exceptions, c.Exceptions[i]); return c })
-	add("state", len(r.States),
-		func(i int) *Record { c := r.clone(); c.States = remove(c.States, i); return c },
-		func(i int) *Record { c := r.clone(); c.States = append(c.States, c.States[i]); return c })
-	add("gap", len(r.Gaps),
-		func(i int) *Record { c := r.clone(); c.Gaps = remove(c.Gaps, i); return c },
-		func(i int) *Record { c := r.clone(); c.Gaps = append(c.Gaps, c.Gaps[i]); return c })
+	items = appendItems(items, r, "population", func(r *Record) *[]*Population { return &r.Population }, (*Population).key)
+	items = appendItems(items, r, "exception", func(r *Record) *[]*Exception { return &r.Exceptions }, (*Exception).key)
+	items = appendItems(items, r, "production state", func(r *Record) *[]*State { return &r.States }, (*State).key)
+	items = appendItems(items, r, "coverage gap", func(r *Record) *[]*Gap { return &r.Gaps }, (*Gap).key)
 	return items
 }
 
-// Describe names item i of kind ("population", ...) as the script recorded it.
-func (r *Record) describe(kind string, i int) string {
-	switch kind {
-	case "population":
-		return r.Population[i].key()
-	case "exception":
-		return r.Exceptions[i].key()
-	case "state":
-		return r.States[i].key()
+// appendItems appends an Item for each element of the list field of r.
+func appendItems[T any](items []Item, r *Record, kind string, field func(*Record) *[]T, key func(T) string) []Item {
+	for i, x := range *field(r) {
+		items = append(items, Item{
+			Name: fmt.Sprintf("%s %d %s", kind, i, key(x)),
+			Without: func() *Record {
+				c := r.clone()
+				*field(c) = slices.Delete(slices.Clone(*field(c)), i, i+1)
+				return c
+			},
+			Twice: func() *Record {
+				c := r.clone()
+				*field(c) = append(slices.Clone(*field(c)), x)
+				return c
+			},
+		})
 	}
-	return r.Gaps[i].key()
+	return items
 }
 
 func (r *Record) clone() *Record {
 	return &Record{Population: slices.Clone(r.Population), Exceptions: slices.Clone(r.Exceptions),
 		States: slices.Clone(r.States), Gaps: slices.Clone(r.Gaps), Events: r.Events}
 }
-
-func remove[T any](s []T, i int) []T { return slices.Delete(slices.Clone(s), i, i+1) }
 
 // Summary returns the counts of the quarter: the script's events, then the
 // expected rows by kind, verdict and how exceptions ended.

@@ -121,36 +121,44 @@ const (
 	wandbRegistry = wandbfake.RegistryPrefix + "model"
 )
 
-// settleTimeout bounds, in real time, each wait for the daemon to finish
-// what is due at one instant: reaching it means the daemon hangs.
+// settleTimeout is the default World.SettleTimeout.
 const settleTimeout = 2 * time.Minute
 
 // World is the fakes, the ledger's files and the daemon running on them,
 // all on one fake clock.
 type World struct {
-	Clock      *clock.Fake
+	// Clock is the quarter's time, shared by the fakes and the daemon.
+	Clock *clock.Fake
+	// The registries (MLflow open source, a Databricks workspace,
+	// SageMaker with CloudTrail, W&B with action history) and Slack.
 	MLflow     *mlflowfake.Server
 	Databricks *mlflowfake.Server
 	SageMaker  *sagemakerfake.Fake
 	WandB      *wandbfake.Server
 	Slack      *slackfake.Server
 
-	// Dir holds the config, the ledger and its key pair.
-	Dir                       string
-	Config                    *config.Config
-	LedgerPath, KeyPath       string
-	PublicKey                 crypto.PublicKey
-	Logger                    *slog.Logger
-	servers                   []*httptest.Server
-	run                       *running
-	mlflowDown, databricksOff func()
+	// SettleTimeout bounds, in real time, each wait for the daemon to
+	// finish what is due at one instant (default settleTimeout): reaching
+	// it means the daemon hangs.
+	SettleTimeout time.Duration
+
+	// Dir holds the config file, the ledger and its key pair; Config is
+	// the config as loaded from it.
+	Dir                 string
+	Config              *config.Config
+	LedgerPath, KeyPath string
+	PublicKey           crypto.PublicKey
+	// Logger receives the daemon's logs.
+	Logger  *slog.Logger
+	servers []*httptest.Server
+	run     *running
 }
 
 // NewWorld starts the fakes on a fake clock at start, writes a key pair and
 // the quarter's config into dir and loads it. Close stops the fakes.
 func NewWorld(dir string, start time.Time, logger *slog.Logger) (*World, error) {
 	clk := clock.NewFake(start)
-	w := &World{Clock: clk, Dir: dir, Logger: logger}
+	w := &World{Clock: clk, Dir: dir, Logger: logger, SettleTimeout: settleTimeout}
 	w.MLflow = mlflowfake.New(mlflowfake.Options{Clock: clk})
 	w.Databricks = mlflowfake.New(mlflowfake.Options{Clock: clk, Databricks: true,
 		Tokens: map[string]string{databricksToken: "registrywatch@example.com"}})
@@ -220,6 +228,7 @@ func (w *World) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	r.timeout = w.SettleTimeout
 	w.run = r
 	return r.settle()
 }
@@ -296,10 +305,11 @@ func (c sourceClock) NewTimer(d time.Duration) clock.Timer {
 
 // running is daemon.Run in-process on the world's clock.
 type running struct {
-	d      *daemon.Daemon
-	clk    *clock.Fake
-	cancel context.CancelFunc
-	done   chan error
+	timeout time.Duration
+	d       *daemon.Daemon
+	clk     *clock.Fake
+	cancel  context.CancelFunc
+	done    chan error
 }
 
 func startDaemon(ctx context.Context, cfg *config.Config, opts daemon.Options) (*running, error) {
@@ -309,7 +319,7 @@ func startDaemon(ctx context.Context, cfg *config.Config, opts daemon.Options) (
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	started := make(chan *daemon.Daemon, 1)
-	r := &running{clk: opts.Clock.(*clock.Fake), cancel: cancel, done: make(chan error, 1)}
+	r := &running{timeout: settleTimeout, clk: opts.Clock.(*clock.Fake), cancel: cancel, done: make(chan error, 1)}
 	opts.HTTPListener = lis
 	opts.OnStart = func(d *daemon.Daemon) { started <- d }
 	go func() { r.done <- daemon.Run(ctx, cfg, opts) }()
@@ -335,7 +345,7 @@ func (r *running) settle() error {
 			err = errors.New("it returned no error")
 		}
 		return fmt.Errorf("the daemon stopped early, at %s: %w", fmtTime(r.clk.Now()), err)
-	case <-time.After(settleTimeout):
+	case <-time.After(r.timeout):
 		return fmt.Errorf("the daemon did not settle at %s", fmtTime(r.clk.Now()))
 	}
 }

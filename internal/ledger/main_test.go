@@ -8,8 +8,10 @@ import (
 // TestMain removes the BenchmarkVerify fixture after the run.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if verifyFixture.dir != "" {
-		os.RemoveAll(verifyFixture.dir)
+	for _, dir := range []string{verifyFixture.dir, smallFixture.dir} {
+		if dir != "" {
+			os.RemoveAll(dir)
+		}
 	}
 	os.Exit(code)
 }

@@ -11,9 +11,11 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -475,15 +477,22 @@ func (v *verifier) scan(total int64) (scanResult, error) {
 	}
 	defer rows.Close()
 
-	// Signature checks run beside the scan.
+	// Signature checks run beside the scan, on every core: a ledger written
+	// by polls has a checkpoint every few entries.
 	jobs := make(chan sigJob, 64)
 	results := make([]error, len(v.stored)+len(v.external))
 	sigDone := make(chan struct{})
+	var sigWorkers sync.WaitGroup
+	for range max(1, runtime.GOMAXPROCS(0)) {
+		sigWorkers.Go(func() {
+			for j := range jobs {
+				results[j.i] = v.checkSignature(j)
+			}
+		})
+	}
 	go func() {
-		defer close(sigDone)
-		for j := range jobs {
-			results[j.i] = v.checkSignature(j)
-		}
+		sigWorkers.Wait()
+		close(sigDone)
 	}()
 
 	const inFlight = 32

@@ -327,15 +327,17 @@ func (e *evaluator) judgeEntering(m *sources.Model, ms *modelState, id, kind str
 	v := findVersion(m, id)
 	c := e.change(trig)
 	t := changeInterval(c)
+	promoter := c.Actor
 	if c.Kind == watch.KindVersionCreated {
 		t = e.pollInterval() // first seen already in P: entered over the poll
+		promoter = e.createdPromoter(v, c)
 	}
 	var hist *versionState
 	if ms != nil {
 		hist = ms.versions[id]
 	}
-	j := e.judge(m, v, hist, kind, trig, -1, t, c.Actor, nil)
-	payload := e.findingPayload(v, j, changeRef(trig), c.Actor, servingBefore, servingAfter)
+	j := e.judge(m, v, hist, kind, trig, -1, t, promoter, nil)
+	payload := e.findingPayload(v, j, changeRef(trig), promoter, servingBefore, servingAfter)
 	payload["change_type"] = e.changeType(kind, v, hist)
 	if kind == KindRollback {
 		e.addTiming(payload, m.Name, ms, trig, t, leavingServing)
@@ -346,6 +348,35 @@ func (e *evaluator) judgeEntering(m *sources.Model, ms *modelState, id, kind str
 		late.verdict, late.reason = VerdictLate, ""
 		e.supersede(m, id, payload, late, outputRef(idx), changeRef(j.evidenceChange), t)
 	}
+}
+
+// createdPromoter names who put a version first seen already in production
+// there: the actor of a fact about a production pointer (a W&B alias set, a
+// SageMaker approval, a stage or lifecycle change), else its creator when it
+// was created already in production (SageMaker created_approved), else
+// unknown: who created a version is not who promoted it.
+func (e *evaluator) createdPromoter(v *sources.Version, created *watch.Change) string {
+	cfg := e.cfg
+	if v == nil {
+		return Unknown
+	}
+	for _, try := range []struct {
+		kind string
+		keys []string
+	}{
+		{watch.KindAliasSet, cfg.Aliases},
+		{watch.KindApprovalChanged, []string{cfg.ApprovalStatus}},
+		{watch.KindStageChanged, cfg.Stages},
+		{watch.KindLifecycle, cfg.LifecycleStages},
+	} {
+		if f, ok := pointerFact(v, try.kind, try.keys...); ok {
+			return f.actor
+		}
+	}
+	if rawValue(v.Raw, RawCreatedApproved) == "true" {
+		return created.Actor
+	}
+	return Unknown
 }
 
 // naRollback appends the rollback with verdict n/a of a serving key that went

@@ -158,6 +158,8 @@ func (e *evaluator) findEvidence(modelID string, v *sources.Version, hist *versi
 			return c.Kind == watch.KindTagSet && str(c.Payload, "key") == cfg.ApprovalTag
 		}); i >= 0 {
 			ev = fromChange(i, value)
+		} else if i := e.versionChange(modelID, v.ID, isCreated); i >= 0 {
+			ev = fromChange(i, value) // first seen with the tag, as State.Apply folds it
 		} else if ev = fromHistory(value); ev == nil {
 			return nil
 		}
@@ -178,6 +180,15 @@ func (e *evaluator) findEvidence(modelID string, v *sources.Version, hist *versi
 		}); i >= 0 {
 			return fromChange(i, "")
 		}
+		if i := e.versionChange(modelID, v.ID, isCreated); i >= 0 {
+			// First seen with the alias, as State.Apply folds it; an actor
+			// fact (W&B action history) may name who set it.
+			ev := fromChange(i, Unknown)
+			if f, ok := pointerFact(v, watch.KindAliasSet, cfg.ApprovalAlias); ok {
+				ev.approver, ev.at = f.actor, Interval{f.at, f.at}
+			}
+			return ev
+		}
 		return fromHistory("")
 	case cfg.StatusApproval:
 		if v.ApprovalStatus != "Approved" {
@@ -188,6 +199,16 @@ func (e *evaluator) findEvidence(modelID string, v *sources.Version, hist *versi
 		}); i >= 0 {
 			ev := fromChange(i, "")
 			ev.transition = i == trig
+			return ev
+		}
+		if i := e.versionChange(modelID, v.ID, isCreated); i >= 0 && rawValue(v.Raw, RawCreatedApproved) != "true" {
+			// Created pending and approved between two polls: the approval
+			// happened; CloudTrail may already name who approved it.
+			ev := fromChange(i, Unknown)
+			if f, ok := pointerFact(v, watch.KindApprovalChanged, "Approved"); ok {
+				ev.approver, ev.at = f.actor, Interval{f.at, f.at}
+			}
+			ev.transition = i == trig && cfg.ApprovalStatus != ""
 			return ev
 		}
 		if hist != nil && hist.evidence != nil && hist.evidence.rejected {
@@ -208,6 +229,35 @@ func (e *evaluator) findEvidence(modelID string, v *sources.Version, hist *versi
 		}
 	}
 	return nil
+}
+
+// isCreated matches the change that first records a version: approval
+// evidence it carries counts from it, as it does once folded into history.
+func isCreated(c *watch.Change) bool { return c.Kind == watch.KindVersionCreated }
+
+// fact is an actor fact of a version's snapshot, parsed.
+type fact struct {
+	actor string
+	at    time.Time
+}
+
+// pointerFact returns the latest actor fact of v for a change of kind to one
+// of keys (an alias name, a status or a stage) whose actor is known. It
+// names who acted for a version first seen already changed, when the
+// change itself has no entry of its own.
+func pointerFact(v *sources.Version, kind string, keys ...string) (fact, bool) {
+	var best fact
+	found := false
+	for _, f := range v.Actors {
+		if f.Change != kind || f.Key == "" || !known(f.Actor) || !containsString(keys, f.Key) {
+			continue
+		}
+		at, ok := sources.ParseTime(f.At)
+		if ok && (!found || at.After(best.at)) {
+			best, found = fact{f.Actor, at}, true
+		}
+	}
+	return best, found
 }
 
 // versionChange returns the index of the first change of version v in this

@@ -12,11 +12,13 @@ import (
 )
 
 // Between two polls a registry mostly does not change. The client keeps the
-// search answers of the last successful poll with their decoded values, and
-// the versions it built of each model: an answer byte-identical to the last
-// one decodes to the same value, so it is not decoded again, and a model
-// whose versions are the same decoded values as last time keeps its built
-// Versions. A poll that fails leaves the cache as it was.
+// search answers of the last successful poll (those of 64 KiB or more) with
+// their decoded values, and the versions it built of each model: an answer
+// byte-identical to the last one decodes to the same value, so it is not
+// decoded again, and a model whose versions are the same decoded values as
+// last time keeps its built Versions. A poll that fails leaves the cache as
+// it was. The cache holds about 1.7 KB per version, the answer's bytes
+// included.
 
 // cache is what the last successful poll left.
 type cache struct {
@@ -59,6 +61,10 @@ func (c *cache) set(s cacheState) {
 	c.state = s
 }
 
+// minCachedPage is the size from which an answer is kept: a smaller one
+// decodes in less time than it is worth keeping in memory between polls.
+const minCachedPage = 64 << 10
+
 // decodePage decodes an answer of a search call with decode, or returns the
 // value decoded from the same bytes by the last poll.
 func decodePage[T any](p *poll, call sources.Call, body []byte, decode func([]byte) (T, error)) (T, error) {
@@ -68,7 +74,7 @@ func decodePage[T any](p *poll, call sources.Call, body []byte, decode func([]by
 		return c.value.(T), nil
 	}
 	v, err := decode(body)
-	if err == nil {
+	if err == nil && len(body) >= p.c.minCachedPage {
 		p.remember(key, cachedPage{body: body, value: v})
 	}
 	return v, err
@@ -108,6 +114,7 @@ func (c *Client) decodeModelsPage(b []byte) (listedPage, error) {
 		lm := &out.models[i]
 		lm.name = page.models[i].Name
 		lm.m, lm.err = convertModel(&page.models[i])
+		lm.m.m.URL = c.ModelURL(lm.name)
 	}
 	return out, nil
 }
@@ -149,38 +156,57 @@ func (c *Client) decodeVersionsPage(b []byte) (versionsPage, error) {
 // name-ordered models. Each model's slices are its own, except Versions,
 // which a model whose versions did not change shares with the last snapshot.
 func (p *poll) assemble() *sources.Snapshot {
-	names := make([]string, 0, len(p.models))
-	for name := range p.models {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	snap := &sources.Snapshot{Models: make([]sources.Model, len(names))}
-	built := make([]builtModel, len(names))
-	workers := min(runtime.GOMAXPROCS(0), max(1, len(names)/64))
-	chunk := (len(names) + workers - 1) / max(workers, 1)
+	states := p.sortedModels()
+	snap := &sources.Snapshot{Models: make([]sources.Model, len(states))}
+	built := make([]builtModel, len(states))
+	workers := min(runtime.GOMAXPROCS(0), max(1, len(states)/64))
+	chunk := (len(states) + workers - 1) / max(workers, 1)
 	var wg sync.WaitGroup
-	for lo := 0; lo < len(names); lo += chunk {
-		hi := min(lo+chunk, len(names))
-		wg.Go(func() { p.buildModels(names[lo:hi], snap.Models[lo:hi], built[lo:hi]) })
+	for lo := 0; lo < len(states); lo += chunk {
+		hi := min(lo+chunk, len(states))
+		wg.Go(func() { p.buildModels(states[lo:hi], snap.Models[lo:hi], built[lo:hi]) })
 	}
 	wg.Wait()
-	p.next.models = make(map[string]builtModel, len(names))
-	for i, name := range names {
-		p.next.models[name] = built[i]
+	if len(p.next.pages) > 0 {
+		// Built versions are reused only with their cached answers.
+		p.next.models = make(map[string]builtModel, len(states))
+		for i, st := range states {
+			p.next.models[st.m.Name] = built[i]
+		}
 	}
 	return snap
 }
 
-// buildModels builds the models named into out, and what they were built
-// from into built. A version's Tags and Raw are those of its decoded value
-// (sorted when decoded), shared with the cache.
-func (p *poll) buildModels(names []string, out []sources.Model, built []builtModel) {
+// sortedModels returns the models by name: in the order of p.states when it
+// holds them all already sorted (the model search lists by name), else
+// sorted here.
+func (p *poll) sortedModels() []*modelState {
+	byName := func(a, b *modelState) int { return strings.Compare(a.m.Name, b.m.Name) }
+	out := make([]*modelState, 0, len(p.models))
+	if len(p.states) == len(p.models) {
+		for i := range p.states {
+			out = append(out, &p.states[i])
+		}
+		if slices.IsSortedFunc(out, byName) {
+			return out
+		}
+		out = out[:0]
+	}
+	for _, st := range p.models {
+		out = append(out, st)
+	}
+	slices.SortFunc(out, byName)
+	return out
+}
+
+// buildModels builds the models states into out, and what they were built
+// from into built. Tags and Raw are those of the decoded values (sorted when
+// decoded), shared with the cache.
+func (p *poll) buildModels(states []*modelState, out []sources.Model, built []builtModel) {
 	var fresh []int
-	nv, nkv := 0, 0
-	for i, name := range names {
-		st := p.models[name]
-		nkv += len(st.m.Tags) + len(st.m.Raw)
-		if last, ok := p.last.models[name]; ok && p.unchanged(name, st, last) {
+	nv := 0
+	for i, st := range states {
+		if last, ok := p.last.models[st.m.Name]; ok && p.unchanged(st, last) {
 			built[i] = last
 			continue
 		}
@@ -189,8 +215,8 @@ func (p *poll) buildModels(names []string, out []sources.Model, built []builtMod
 	}
 	vslab := make([]sources.Version, nv)
 	for _, i := range fresh {
-		name := names[i]
-		st := p.models[name]
+		st := states[i]
+		name := st.m.Name
 		n := len(st.versions)
 		vs := vslab[:n:n]
 		vslab = vslab[n:]
@@ -210,26 +236,9 @@ func (p *poll) buildModels(names []string, out []sources.Model, built []builtMod
 		}
 		built[i] = builtModel{from: st.versions, aliases: st.aliases, requests: requests, versions: vs}
 	}
-	// The model-level slices are copied: each snapshot may change its
-	// models (the diff carries model ids over).
-	kvslab := make([]sources.KV, nkv)
-	kvs := func(kv []sources.KV) []sources.KV {
-		if kv == nil {
-			return nil
-		}
-		n := copy(kvslab, kv)
-		out := kvslab[:n:n]
-		kvslab = kvslab[n:]
-		return out
-	}
-	for i, name := range names {
-		st := p.models[name]
+	for i, st := range states {
 		m := &out[i]
 		*m = st.m
-		m.Tags, m.Raw = kvs(m.Tags), kvs(m.Raw)
-		sources.SortKV(m.Tags)
-		sources.SortKV(m.Raw)
-		m.URL = p.c.ModelURL(name)
 		m.Versions = built[i].versions
 	}
 }
@@ -237,14 +246,28 @@ func (p *poll) buildModels(names []string, out []sources.Model, built []builtMod
 // unchanged reports whether the versions of st would build what last holds:
 // the same decoded versions and aliases, and (Databricks) no open request
 // now or then.
-func (p *poll) unchanged(name string, st *modelState, last builtModel) bool {
-	if last.requests || !slices.Equal(st.versions, last.from) || !maps.EqualFunc(st.aliases, last.aliases, slices.Equal) {
+func (p *poll) unchanged(st *modelState, last builtModel) bool {
+	if last.requests || !sameVersions(st.versions, last.from) || !maps.EqualFunc(st.aliases, last.aliases, slices.Equal) {
 		return false
 	}
-	for _, v := range st.versions {
-		if len(p.requests[versionRef{name, v.v.ID}]) > 0 {
-			return false
+	if p.requests != nil {
+		for _, v := range st.versions {
+			if len(p.requests[versionRef{st.m.Name, v.v.ID}]) > 0 {
+				return false
+			}
 		}
 	}
 	return true
+}
+
+// sameVersions reports whether a and b hold the same decoded versions; when
+// a model's versions come from one cached answer they are the same slice.
+func sameVersions(a, b []*version) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	if len(a) == 0 || &a[0] == &b[0] {
+		return true
+	}
+	return slices.Equal(a, b)
 }

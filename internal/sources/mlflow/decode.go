@@ -21,10 +21,8 @@ import (
 // maxOrder is the largest version number a ledger payload can carry (2^53-1).
 const maxOrder = 1<<53 - 1
 
-type wireTag struct {
-	Key   string `json:"key"`
-	Value string `json:"value"`
-}
+// wireTag is a registry tag, {"key", "value"}: a KV as it comes.
+type wireTag = sources.KV
 
 type wireAlias struct {
 	Alias   string `json:"alias"`
@@ -171,16 +169,13 @@ func formatMillis(ms int64) string {
 	return string(b[:])
 }
 
+// tagsKV sorts the decoded tags in place (nil when there are none).
 func tagsKV(tags []wireTag) []sources.KV {
 	if len(tags) == 0 {
 		return nil
 	}
-	out := make([]sources.KV, len(tags))
-	for i, t := range tags {
-		out[i] = sources.KV{Key: t.Key, Value: t.Value}
-	}
-	sources.SortKV(out)
-	return out
+	sources.SortKV(tags)
+	return tags
 }
 
 func rawInt(raw []sources.KV, key string, p *int64) []sources.KV {

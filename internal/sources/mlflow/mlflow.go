@@ -81,8 +81,10 @@ type Client struct {
 	modelsPage   int
 	versionsPage int
 	log          *slog.Logger
-	// cache holds what the last successful poll read and built.
-	cache cache
+	// cache holds what the last successful poll read and built;
+	// minCachedPage is the smallest answer it keeps.
+	cache         cache
+	minCachedPage int
 }
 
 var _ sources.Source = (*Client)(nil)
@@ -119,16 +121,17 @@ func New(cfg config.Source, opts Options) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{
-		name:         cfg.Name,
-		typ:          cfg.Type,
-		databricks:   cfg.Type == sources.TypeDatabricks,
-		http:         h,
-		base:         h.BaseURL(),
-		globs:        cfg.Models,
-		concurrency:  cfg.Concurrency,
-		modelsPage:   modelsPageSize,
-		versionsPage: versionsPageSize,
-		log:          log,
+		name:          cfg.Name,
+		typ:           cfg.Type,
+		databricks:    cfg.Type == sources.TypeDatabricks,
+		http:          h,
+		base:          h.BaseURL(),
+		globs:         cfg.Models,
+		concurrency:   cfg.Concurrency,
+		modelsPage:    modelsPageSize,
+		versionsPage:  versionsPageSize,
+		log:           log,
+		minCachedPage: minCachedPage,
 	}
 	if c.concurrency <= 0 {
 		c.concurrency = defaultConcurrency
@@ -246,6 +249,7 @@ func sortVersions(vs []*version) []*version {
 type poll struct {
 	c      *Client
 	models map[string]*modelState
+	states []modelState // storage for models, see reserve
 	// requests are the open transition requests by version (Databricks).
 	requests map[versionRef][]sources.Request
 	// last is what the last successful poll left; next collects this
@@ -400,6 +404,7 @@ func (p *poll) getModel(ctx context.Context, name string) (model, error) {
 			if m, err = decodeModel(b); err == nil && m.m.Name != name {
 				err = malformed("asked for model %q, got %q", name, m.m.Name)
 			}
+			m.m.URL = p.c.ModelURL(name)
 			return err
 		})
 	return m, err
@@ -414,6 +419,7 @@ func (p *poll) getModel(ctx context.Context, name string) (model, error) {
 // the same.
 func (p *poll) getModels(ctx context.Context, l listing, also func(context.Context) error, limit int) error {
 	if l.aliases {
+		p.reserve(len(l.names))
 		for _, name := range l.names {
 			lm := l.models[name]
 			if lm.err != nil {
@@ -446,14 +452,29 @@ func (p *poll) getModels(ctx context.Context, l listing, also func(context.Conte
 	if err != nil {
 		return err
 	}
+	p.reserve(len(got))
 	for _, m := range got {
 		p.addModel(m)
 	}
 	return nil
 }
 
+// reserve makes room for n more models.
+func (p *poll) reserve(n int) {
+	if len(p.models) == 0 && n > 0 {
+		p.models = make(map[string]*modelState, n)
+		p.states = make([]modelState, 0, n)
+	}
+}
+
 func (p *poll) addModel(m model) *modelState {
-	st := &modelState{model: m, sorted: true}
+	var st *modelState
+	if len(p.states) < cap(p.states) {
+		p.states = append(p.states, modelState{model: m, sorted: true})
+		st = &p.states[len(p.states)-1]
+	} else {
+		st = &modelState{model: m, sorted: true}
+	}
 	p.models[m.m.Name] = st
 	return st
 }

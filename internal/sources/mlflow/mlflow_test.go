@@ -30,6 +30,7 @@ type env struct {
 	clk  *clock.Fake
 	fake *mlflowfake.Server
 	srv  *httptest.Server
+	cfg  config.Source
 	c    *Client
 }
 
@@ -50,7 +51,7 @@ func newEnv(t *testing.T, typ string, opts mlflowfake.Options, edit func(*config
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, clk: clk, fake: fake, srv: srv, c: c}
+	return &env{t: t, clk: clk, fake: fake, srv: srv, cfg: cfg, c: c}
 }
 
 // snapshot polls in a goroutine while advancing the fake clock, so retries
