@@ -92,7 +92,7 @@ func plan(quick bool) []step {
 		return full
 	}
 	return []step{
-		{"snapshot", "MLflow snapshot", []string{"-run", "^$", "-bench", "^BenchmarkSnapshot(Cold)?$", "-benchtime", n("40x", "3x"), "-count", n("3", "1"), "./internal/sources/mlflow"}},
+		{"snapshot", "MLflow snapshot", []string{"-run", "^$", "-bench", "^BenchmarkSnapshot(Cold)?$", "-benchtime", n("40x", "3x"), "-count", n("5", "1"), "./internal/sources/mlflow"}},
 		{"append", "ledger append", []string{"-run", "^$", "-bench", "^BenchmarkAppend$", "-benchtime", n("40x", "3x"), "./internal/ledger"}},
 		{"verify", "ledger verify", []string{"-run", "^$", "-bench", "^(BenchmarkVerify|BenchmarkVerifySmallBatches)$", "-benchtime", n("5x", "1x"), "./internal/ledger"}},
 		{"diff", "diff", []string{"-run", "^$", "-bench", "^BenchmarkDiff100k$", "-benchtime", n("10x", "1x"), "./internal/watch"}},

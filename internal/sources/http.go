@@ -249,6 +249,12 @@ func (e *HTTPError) Error() string {
 	if e.Message != "" {
 		b.WriteString(": " + e.Message)
 	}
+	switch e.Status {
+	case http.StatusUnauthorized:
+		b.WriteString(" (authentication failed: check the source's token or token_file, or username and password)")
+	case http.StatusForbidden:
+		b.WriteString(" (permission denied: the source's credentials cannot read the registry)")
+	}
 	return b.String()
 }
 
