@@ -270,16 +270,6 @@ func (r *registry) tag(name, id, key, value string) {
 	v.Tags = append(v.Tags, sources.KV{Key: key, Value: value})
 }
 
-func (r *registry) untag(name, id, key string) {
-	v := r.version(name, id)
-	for i := range v.Tags {
-		if v.Tags[i].Key == key {
-			v.Tags = append(v.Tags[:i], v.Tags[i+1:]...)
-			return
-		}
-	}
-}
-
 func (r *registry) remove(name string) { delete(r.models, name) }
 
 // snapshot returns a deep copy of the registry as a snapshot.
